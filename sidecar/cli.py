@@ -1,0 +1,152 @@
+"""Command line: `sidecar run | status | check`. Flags mirror the settings fields (flags win
+over `SIDECAR_*` environment variables)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+import redis
+from loguru import logger
+from pydantic import SecretStr, ValidationError
+
+from sidecar import __version__, logs
+from sidecar.compose import Compose, default_project_name
+from sidecar.keys import Keys
+from sidecar.settings import Settings, redact_url
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (also SIDECAR_<NAME> environment variables)")
+    for name, field in Settings.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        help_text = (field.description or "").split(". ")[0]
+        if field.annotation is bool:
+            group.add_argument(
+                flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text
+            )
+        else:
+            group.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+
+
+def load_settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in Settings.model_fields
+        if getattr(args, name, None) is not None
+    }
+    if "redis_url" in overrides:
+        overrides["redis_url"] = SecretStr(overrides["redis_url"])
+    return Settings(**overrides)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sidecar", description=__doc__)
+    parser.add_argument("--version", action="version", version=__version__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    status = sub.add_parser("status", help="print what the daemon knows (from Redis)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("check", help="exit 0 only if the daemon's heartbeat is fresh")
+    for p in (run, status, sub.choices["check"]):
+        _add_setting_flags(p)
+    return parser
+
+
+def _keys(settings: Settings) -> Keys:
+    project = settings.project_name or default_project_name(settings.workspace)
+    return Keys(settings.key_prefix, project)
+
+
+def cmd_run(settings: Settings) -> int:
+    from sidecar.daemon import Daemon
+    from sidecar.store import Store, connect
+
+    compose = Compose(settings)
+    logs.configure(settings.log_level, settings.log_json, compose.project_name)
+    logger.info(
+        "compose-sidecar {} starting: workspace {}, redis {}",
+        __version__,
+        settings.workspace,
+        redact_url(settings.redis_url.get_secret_value()),
+    )
+    store = Store(
+        connect(settings.redis_url.get_secret_value()),
+        Keys(settings.key_prefix, compose.project_name),
+        settings.events_maxlen,
+    )
+    daemon = Daemon(settings, compose, store)
+    signals_seen = 0
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            logger.warning("second signal: exiting now")
+            daemon.cancel_builds.set()
+            os._exit(128 + signum)
+        logger.info("{} received: stopping (again to force)", signal.Signals(signum).name)
+        daemon.request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return daemon.run()
+
+
+def cmd_status(settings: Settings, as_json: bool) -> int:
+    from sidecar.status import collect, render
+
+    r = redis.Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        decode_responses=True,
+        socket_connect_timeout=3,
+        socket_timeout=5,
+    )
+    try:
+        state = collect(r, _keys(settings))
+    except redis.RedisError as exc:
+        print(
+            f"sidecar: cannot read status from Redis at "
+            f"{redact_url(settings.redis_url.get_secret_value())}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    print(json.dumps(state, indent=2, sort_keys=True) if as_json else render(state))
+    return 0 if state["alive"] else 1
+
+
+def cmd_check(settings: Settings) -> int:
+    try:
+        r = redis.Redis.from_url(
+            settings.redis_url.get_secret_value(), socket_connect_timeout=2, socket_timeout=2
+        )
+        alive = bool(r.exists(_keys(settings).heartbeat))
+    except redis.RedisError as exc:
+        print(f"unhealthy: redis unreachable: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    print("healthy" if alive else "unhealthy: no fresh heartbeat")
+    return 0 if alive else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args)
+    except ValidationError as exc:
+        print(f"sidecar: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        return cmd_run(settings)
+    if args.command == "status":
+        return cmd_status(settings, args.json)
+    return cmd_check(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

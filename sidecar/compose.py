@@ -1,0 +1,184 @@
+"""The Compose and Docker adapter. python-on-whales builds every command line (one client,
+made from settings, passed in; never its module-level global) and lists containers; we run
+the long commands ourselves so a build can be cancelled by killing its process group."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from loguru import logger
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from sidecar.ignore import DockerIgnore
+from sidecar.model import Project, ProjectError, parse_project
+from sidecar.settings import Settings
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+_TAIL = 40
+
+
+def default_project_name(workspace: Path) -> str:
+    """Compose's own rule: lower-cased directory name, only [a-z0-9_-]."""
+    return re.sub(r"[^a-z0-9_-]", "", workspace.resolve().name.lower()) or "default"
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    ok: bool
+    duration: float
+    tail: str
+    cancelled: bool = False
+    timed_out: bool = False
+
+
+class Compose:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.workspace = settings.workspace.resolve()
+        self.files = settings.resolved_compose_files()
+        self.docker = DockerClient(
+            compose_files=list(self.files),
+            compose_project_name=settings.project_name,
+            compose_project_directory=str(self.workspace),
+            compose_profiles=list(settings.profiles),
+        )
+        self.project_name = settings.project_name or default_project_name(self.workspace)
+
+    def _cmd(self, *args: str) -> list[str]:
+        return [str(a) for a in self.docker.compose.docker_compose_cmd] + list(args)
+
+    # --- the model -----------------------------------------------------------------------
+    def load(self) -> Project:
+        """The resolved project. YAML output: compose's JSON output drops `x-*` extensions."""
+        proc = subprocess.run(
+            self._cmd("config"), capture_output=True, text=True, cwd=self.workspace, check=False
+        )
+        if proc.returncode != 0:
+            raise ProjectError(
+                _clean(proc.stderr) or f"docker compose config exited {proc.returncode}"
+            )
+        try:
+            config = yaml.safe_load(proc.stdout) or {}
+        except yaml.YAMLError as exc:
+            raise ProjectError(f"unreadable compose config output: {exc}") from exc
+        files = self.files or self._default_files()
+        project = parse_project(config, tuple(files))
+        self.project_name = project.name or self.project_name
+        return project
+
+    def _default_files(self) -> list[str]:
+        names = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
+        found = [str(self.workspace / n) for n in names if (self.workspace / n).exists()]
+        override = [f.replace(".y", ".override.y") for f in found[:1]]
+        return found[:1] + [f for f in override if os.path.exists(f)]
+
+    @staticmethod
+    def read_dockerignores(project: Project) -> dict[str, DockerIgnore]:
+        out: dict[str, DockerIgnore] = {}
+        for svc in project.built_services():
+            assert svc.context is not None
+            candidates = [Path(svc.context) / ".dockerignore"]
+            if svc.dockerfile:
+                candidates.insert(0, Path(svc.dockerfile + ".dockerignore"))
+            for path in candidates:
+                if path.is_file():
+                    out[svc.context] = DockerIgnore.parse(path.read_text(errors="replace"))
+                    break
+        return out
+
+    # --- commands ------------------------------------------------------------------------
+    def build(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
+        return self._run(self._cmd("build", service), cancel, timeout)
+
+    def up(self, services: list[str], build: bool = False) -> CommandResult:
+        """Create or recreate only these services' containers (no dependents, no others)."""
+        args = ["up", "-d", "--no-deps"] + ([] if build else ["--no-build"])
+        return self._run(self._cmd(*args, *services), None, 600)
+
+    def _run(self, cmd: list[str], cancel: threading.Event | None, timeout: float) -> CommandResult:
+        started = time.monotonic()
+        logger.debug("running {}", " ".join(cmd[-4:]))
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self.workspace,
+            start_new_session=True,
+        )
+        tail: deque[str] = deque(maxlen=_TAIL)
+        reader = threading.Thread(target=_drain, args=(proc, tail), daemon=True)
+        reader.start()
+        cancelled = timed_out = False
+        while proc.poll() is None:
+            if cancel is not None and cancel.wait(0.05):
+                cancelled = True
+            elif cancel is None:
+                time.sleep(0.02)
+            if time.monotonic() - started > timeout:
+                timed_out = True
+            if cancelled or timed_out:
+                _kill_group(proc)
+                break
+        proc.wait()
+        reader.join(timeout=2)
+        ok = proc.returncode == 0 and not (cancelled or timed_out)
+        return CommandResult(ok, time.monotonic() - started, "\n".join(tail), cancelled, timed_out)
+
+    # --- containers ----------------------------------------------------------------------
+    def _containers(self, service: str | None = None) -> list[tuple[str, str]]:
+        filters: dict[str, str] = {"label": f"{PROJECT_LABEL}={self.project_name}"}
+        found = self.docker.container.list(all=True, filters=filters)
+        out = []
+        for c in found:
+            svc = (c.config.labels or {}).get(SERVICE_LABEL, "")
+            if service is None or svc == service:
+                out.append((c.id, svc))
+        return out
+
+    def running_services(self) -> set[str]:
+        return {svc for _, svc in self._containers()}
+
+    def remove_service(self, service: str) -> int:
+        ids = [cid for cid, _ in self._containers(service)]
+        if ids:
+            try:
+                self.docker.container.remove(ids, force=True, volumes=True)
+            except DockerException as exc:
+                logger.warning("removing containers of {} failed: {}", service, _clean(str(exc)))
+        return len(ids)
+
+
+def _drain(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        if line:
+            tail.append(line)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _clean(text: str) -> str:
+    return "\n".join(line for line in text.strip().splitlines() if line.strip())[-2000:]

@@ -1,0 +1,425 @@
+"""The daemon: one reactor thread owns all state; adapters (watcher, build workers) post
+messages to its queue. Decisions come from `planner`; this module only wires and executes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import partial
+from typing import ParamSpec, TypeVar
+
+from loguru import logger
+
+from sidecar import logs
+from sidecar.compose import CommandResult, Compose
+from sidecar.debounce import Debouncer
+from sidecar.hashing import digest_many, scan, walk_files
+from sidecar.ignore import IgnoreList
+from sidecar.keys import Keys
+from sidecar.mapping import PathMapper
+from sidecar.model import Project, ProjectError
+from sidecar.planner import (
+    Action,
+    BuildQueue,
+    Digests,
+    Kind,
+    changed_digests,
+    plan_orphans,
+    plan_project_change,
+    scan_diff,
+)
+from sidecar.settings import Settings
+from sidecar.store import Store, StoreUnavailable
+from sidecar.watcher import OVERFLOW, TreeWatcher
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Paths:
+    paths: list[str]
+
+
+@dataclass(frozen=True)
+class BuildDone:
+    service: str
+    build: CommandResult
+    deploy: CommandResult | None
+    snapshot: Digests
+    reason: str
+    started: float
+
+
+@dataclass(frozen=True)
+class Wake:
+    pass
+
+
+Message = Paths | BuildDone | Wake
+
+
+@dataclass
+class Overlay:
+    """Digests seen on disk but not yet part of a successful build, per service."""
+
+    pending: dict[str, Digests] = field(default_factory=dict)
+
+    def known(self, service: str) -> Digests:
+        return self.pending.setdefault(service, {})
+
+    def committed(self, service: str, snapshot: Digests) -> None:
+        mine = self.pending.get(service, {})
+        for rel, d in snapshot.items():
+            if rel in mine and mine[rel] == d:
+                del mine[rel]
+
+
+class Daemon:
+    def __init__(self, settings: Settings, compose: Compose, store: Store) -> None:
+        self.settings = settings
+        self.compose = compose
+        self.store = store
+        self.workspace = str(settings.workspace.resolve())
+        self.ignores = IgnoreList(settings.ignore_patterns)
+        self.queue: queue.Queue[Message] = queue.Queue()
+        self.stopping = threading.Event()
+        self.cancel_builds = threading.Event()
+        self.debouncer = Debouncer(settings.debounce_ms / 1000, settings.debounce_max_ms / 1000)
+        self.builds = BuildQueue(settings.build_concurrency)
+        self.pool = ThreadPoolExecutor(settings.build_concurrency, thread_name_prefix="build")
+        self.overlay = Overlay()
+        self.project = Project(compose.project_name, self.workspace, tuple(compose.files), {})
+        self.mapper = self._mapper(self.project)
+        self.watcher: TreeWatcher | None = None
+        self.started = time.time()
+        self._next_beat = 0.0
+
+    # --- life cycle ----------------------------------------------------------------------
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self.queue.put(Wake())
+
+    def run(self) -> int:
+        self._load_initial()
+        self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        self.watcher = TreeWatcher(self.mapper.watch_roots, self.mapper.prunes_dir, self._on_paths)
+        self.watcher.start()
+        self._event("ready", watches=self.watcher.watch_count)
+        logger.info(
+            "ready: {} services, {} watched",
+            len(self.project.services),
+            len(self.project.built_services()),
+        )
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _on_paths(self, paths: list[str]) -> None:
+        self.queue.put(Paths(paths))
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                msg = self.queue.get(timeout=self._timeout())
+                self._handle(msg)
+                while True:  # coalesce whatever else is already queued
+                    self._handle(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            now = time.monotonic()
+            batch = self.debouncer.take(now, hold=self._git_busy())
+            if batch:
+                self._process_batch(batch)
+            self._start_builds()
+            if now >= self._next_beat:
+                self._next_beat = now + self.settings.heartbeat_interval_s
+                self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+
+    def _timeout(self) -> float:
+        wait = max(0.0, self._next_beat - time.monotonic())
+        deadline = self.debouncer.deadline()
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()))
+            if self._git_busy():
+                wait = max(wait, 0.05)
+        return wait
+
+    def _git_busy(self) -> bool:
+        return self.debouncer.pending > 0 and os.path.exists(
+            os.path.join(self.workspace, ".git", "index.lock")
+        )
+
+    def _shutdown(self) -> None:
+        logger.info("stopping: {} builds in flight", len(self.builds.building))
+        if self.watcher:
+            self.watcher.stop()
+        self.builds.waiting.clear()
+        self.builds.followups.clear()
+        deadline = time.monotonic() + self.settings.stop_grace_s
+        while self.builds.building and time.monotonic() < deadline:
+            try:
+                self._handle(self.queue.get(timeout=0.1))
+            except queue.Empty:
+                continue
+        if self.builds.building:
+            logger.warning("cancelling builds of {}", ", ".join(sorted(self.builds.building)))
+        self.cancel_builds.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        while True:
+            try:
+                self._handle(self.queue.get_nowait())
+            except queue.Empty:
+                break
+        self._safe(self.store.clear_heartbeat)
+        self._event("stopped")
+        logger.info("stopped")
+
+    # --- messages ------------------------------------------------------------------------
+    def _handle(self, msg: Message) -> None:
+        if isinstance(msg, Paths):
+            self.debouncer.add(msg.paths, time.monotonic())
+        elif isinstance(msg, BuildDone):
+            self._build_done(msg)
+
+    # --- project model -------------------------------------------------------------------
+    def _mapper(self, project: Project) -> PathMapper:
+        return PathMapper(
+            project, Compose.read_dockerignores(project), self.ignores, self.workspace
+        )
+
+    def _load_initial(self) -> None:
+        try:
+            project = self.compose.load()
+        except ProjectError as exc:
+            self._project_invalid(exc)
+            return
+        self._set_project(project)
+        self._execute(
+            plan_orphans(project, self._safe_docker(self.compose.running_services, set()))
+        )
+        self._startup_scan()
+        services = list(project.services)
+        if services and not self.stopping.is_set():
+            self._up(services, build=True)
+
+    def _startup_scan(self) -> None:
+        built = [s.name for s in self.project.built_services()]
+        t0 = time.monotonic()
+        scanned = scan(self.mapper, built)
+        stale = []
+        for svc in built:
+            committed = self._safe(self.store.all_hashes, svc) or {}
+            committed.pop("", None)
+            if not committed and not self._safe(self.store.has_hashes, svc):
+                self._safe(self.store.commit_hashes, svc, dict(scanned[svc]))
+                continue
+            diff = scan_diff(scanned[svc], committed)
+            if diff:
+                self.overlay.known(svc).update(diff)
+                self.builds.request(svc, f"{len(diff)} files changed while the sidecar was stopped")
+                stale.append(svc)
+        files = sum(len(v) for v in scanned.values())
+        logger.info(
+            "scanned {} files in {:.2f}s; stale: {}",
+            files,
+            time.monotonic() - t0,
+            ", ".join(stale) or "none",
+        )
+        self._event(
+            "scanned", files=files, seconds=f"{time.monotonic() - t0:.3f}", stale=",".join(stale)
+        )
+
+    def _reload_project(self) -> None:
+        try:
+            project = self.compose.load()
+        except ProjectError as exc:
+            self._project_invalid(exc)
+            return
+        actions = plan_project_change(self.project, project)
+        self._set_project(project)
+        self._event("project-reloaded", actions=len(actions))
+        self._execute(actions)
+        for svc, pending in self.overlay.pending.items():
+            if pending and svc in project.services:
+                # changes whose build failed (possibly because of this very file) get another go
+                self.builds.request(svc, f"{len(pending)} files not yet built")
+
+    def _project_invalid(self, exc: ProjectError) -> None:
+        logger.error("compose project invalid, keeping the last good model: {}", exc)
+        self._safe(self.store.project_load_failed, str(exc))
+        self._event("project-invalid", error=str(exc))
+
+    def _set_project(self, project: Project) -> None:
+        if project.name != self.store.keys.project:
+            # compose's own `name:` wins over the directory-derived default
+            self.store.keys = Keys(self.store.keys.prefix, project.name)
+        self.project = project
+        self.mapper = self._mapper(project)
+        logs.set_project(project.name)
+        self._safe(self.store.publish_project, project, self.workspace)
+        if self.watcher:
+            self.watcher.set_prune(self.mapper.prunes_dir)
+
+    def _execute(self, actions: list[Action]) -> None:
+        for action in actions:
+            logger.info("{} {}: {}", action.kind.value, action.service, action.reason)
+            if action.kind is Kind.REMOVE:
+                self.builds.forget(action.service)
+                self.overlay.pending.pop(action.service, None)
+                count = self._safe_docker(partial(self.compose.remove_service, action.service), 0)
+                self._safe(self.store.forget_service, action.service)
+                self._event(
+                    "service-removed", action.service, containers=count, reason=action.reason
+                )
+            elif action.kind is Kind.BUILD:
+                scanned = scan(self.mapper, [action.service])[action.service]
+                self.overlay.known(action.service).update(scanned)
+                self.builds.request(action.service, action.reason)
+            else:
+                self._up([action.service], build=False)
+
+    def _up(self, services: list[str], build: bool) -> None:
+        result = self.compose.up(services, build=build)
+        if result.ok:
+            self._event("deployed", ",".join(services), seconds=f"{result.duration:.3f}")
+            return
+        if len(services) > 1:
+            for svc in services:  # one broken service must not keep the others down
+                self._up([svc], build=build)
+            return
+        logger.error("up {} failed:\n{}", services[0], result.tail)
+        self._event("deploy-failed", services[0], error=result.tail)
+
+    # --- file changes --------------------------------------------------------------------
+    def _process_batch(self, paths: set[str]) -> None:
+        if OVERFLOW in paths:
+            self._rescan()
+            return
+        if any(self.mapper.is_project_file(p) for p in paths):
+            self._reload_project()
+        by_service = self.mapper.map_paths(paths)
+        if not by_service:
+            return
+        files = {p for ps in by_service.values() for p in ps if not os.path.isdir(p)}
+        digests = digest_many(files)
+        for svc, svc_paths in by_service.items():
+            observed: Digests = {}
+            for p in svc_paths:
+                if os.path.isdir(p):
+                    inside = [f for f in walk_files(p, self.mapper) if self.mapper.includes(svc, f)]
+                    observed.update({self.mapper.rel(f): d for f, d in digest_many(inside).items()})
+                else:
+                    observed[self.mapper.rel(p)] = digests.get(p)
+                    if digests.get(p) is None:
+                        observed.update(self._gone_below(svc, p))
+            self._note_changes(svc, observed)
+
+    def _gone_below(self, svc: str, path: str) -> Digests:
+        """A vanished path may have been a directory: every file known below it is gone."""
+        prefix = self.mapper.rel(path) + "/"
+        known = set(self._safe(self.store.hashes_under, svc, prefix) or [])
+        known |= {r for r, d in self.overlay.known(svc).items() if r.startswith(prefix) and d}
+        return dict.fromkeys(known)
+
+    def _note_changes(self, svc: str, observed: Digests) -> None:
+        pending = self.overlay.known(svc)
+        known = {r: pending[r] for r in observed if r in pending}
+        missing = [r for r in observed if r not in pending]
+        if missing:
+            known.update(self._safe(self.store.get_hashes, svc, missing) or dict.fromkeys(missing))
+        diff = changed_digests(observed, known)
+        if not diff:
+            logger.debug("{}: {} paths, content unchanged", svc, len(observed))
+            return
+        pending.update(diff)
+        self.builds.request(svc, f"{len(diff)} files changed")
+
+    def _rescan(self) -> None:
+        for svc, scanned in scan(
+            self.mapper, [s.name for s in self.project.built_services()]
+        ).items():
+            self._note_changes(svc, dict(scanned))
+
+    # --- builds --------------------------------------------------------------------------
+    def _start_builds(self) -> None:
+        if self.stopping.is_set():
+            return
+        for svc, reason in self.builds.start():
+            snapshot = dict(self.overlay.known(svc))
+            logger.info("building {}: {}", svc, reason)
+            self._event("build-started", svc, reason=reason)
+            self.pool.submit(self._build_job, svc, snapshot, reason)
+
+    def _build_job(self, svc: str, snapshot: Digests, reason: str) -> None:
+        started = time.time()
+        deploy = None
+        try:
+            build = self.compose.build(svc, self.cancel_builds, self.settings.build_timeout_s)
+            if build.ok and not self.cancel_builds.is_set():
+                deploy = self.compose.up([svc])
+        except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
+            build = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")
+        self.queue.put(BuildDone(svc, build, deploy, snapshot, reason, started))
+
+    def _build_done(self, done: BuildDone) -> None:
+        svc = done.service
+        self.builds.finished(svc)
+        if svc not in self.project.services:
+            return
+        ok = done.build.ok and done.deploy is not None and done.deploy.ok
+        result = "ok" if ok else ("cancelled" if done.build.cancelled else "failed")
+        fields = {
+            "last_build_at": f"{done.started:.3f}",
+            "last_build_duration": f"{done.build.duration:.3f}",
+            "last_build_result": result,
+            "last_build_reason": done.reason,
+            "last_build_error": "" if ok else (done.deploy or done.build).tail,
+        }
+        self._safe(self.store.record_build, svc, fields)
+        if ok:
+            assert done.deploy is not None
+            self._safe(self.store.commit_hashes, svc, done.snapshot)
+            self.overlay.committed(svc, done.snapshot)
+            logger.info(
+                "{} built in {:.2f}s and deployed in {:.2f}s",
+                svc,
+                done.build.duration,
+                done.deploy.duration,
+            )
+            self._event("build-succeeded", svc, seconds=f"{done.build.duration:.3f}")
+            self._event("deployed", svc, seconds=f"{done.deploy.duration:.3f}")
+            return
+        stage = "build" if not done.build.ok else "deploy"
+        tail = (done.deploy or done.build).tail
+        logger.error(
+            "{} {} {}; running containers left as they were:\n{}", svc, stage, result, tail
+        )
+        self._event(f"{stage}-{result}", svc, error=tail)
+
+    # --- helpers -------------------------------------------------------------------------
+    def _event(self, kind: str, service: str = "", **fields: object) -> None:
+        self._safe(self.store.event, kind, service, **fields)
+
+    def _safe(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        try:
+            return fn(*args, **kwargs)
+        except StoreUnavailable as exc:
+            logger.warning(
+                "redis unavailable, {} skipped: {}", getattr(fn, "__name__", "call"), exc
+            )
+            return None
+
+    def _safe_docker(self, fn: Callable[[], T], default: T) -> T:
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - docker errors must not kill the loop
+            logger.error("docker call failed: {}", exc)
+            return default

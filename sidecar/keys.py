@@ -1,0 +1,50 @@
+"""Every Redis key the sidecar reads or writes, in one place. The README's key table mirrors it.
+
+All keys live under `<prefix>:<project>:` so that several projects (and test runs) can
+share one Redis without seeing each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+    project: str
+
+    @property
+    def base(self) -> str:
+        return f"{self.prefix}:{self.project}"
+
+    @property
+    def heartbeat(self) -> str:
+        """STRING with a TTL: JSON {pid, host, started, version}; absent = daemon not alive."""
+        return f"{self.base}:heartbeat"
+
+    @property
+    def services(self) -> str:
+        """SET of the service names of the project model, as last loaded."""
+        return f"{self.base}:services"
+
+    def service(self, name: str) -> str:
+        """HASH of one service: context, dockerfile, image, last build (time, duration, result)."""
+        return f"{self.base}:service:{name}"
+
+    def hashes(self, name: str) -> str:
+        """HASH path -> content digest of every file the service's last good build used."""
+        return f"{self.base}:hashes:{name}"
+
+    @property
+    def events(self) -> str:
+        """STREAM (capped) of what happened: build-started, build-succeeded, build-failed, ..."""
+        return f"{self.base}:events"
+
+    @property
+    def project_info(self) -> str:
+        """HASH: workspace, compose files, last model load (time, result, error)."""
+        return f"{self.base}:project"
+
+    def pattern(self) -> str:
+        """Glob matching every key of this project (for cleanup and `SCAN`)."""
+        return f"{self.base}:*"

@@ -1,0 +1,173 @@
+"""Which services does a changed path affect? Pure: built from the project model and the
+already-read ignore rules, answers questions about absolute paths without touching the disk."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from sidecar.ignore import DockerIgnore, IgnoreList
+from sidecar.model import Project, ServiceSpec
+
+# Files whose change means "re-read the project model" rather than "rebuild something".
+_PROJECT_SUFFIXES = (".yml", ".yaml")
+_PROJECT_NAMES = (".env", ".dockerignore")
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _rel(path: str, root: str) -> str:
+    return posixpath.relpath(path, root)
+
+
+@dataclass(frozen=True)
+class _Root:
+    """One place a service is watched: a context or a develop.watch path."""
+
+    service: str
+    root: str
+    context: str | None
+    dockerignore: DockerIgnore
+    rule_ignore: IgnoreList | None
+
+
+class PathMapper:
+    """Maps absolute paths to the services whose sources they are.
+
+    A path affects a service when it lies under one of the service's watch roots and is
+    neither excluded by the context's `.dockerignore` nor by the sidecar's ignore list.
+    The Dockerfile always counts, even when it lies outside the context.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        dockerignores: Mapping[str, DockerIgnore],
+        ignores: IgnoreList,
+        workspace: str,
+    ) -> None:
+        self.project = project
+        self.ignores = ignores
+        self.workspace = workspace.rstrip("/") or "/"
+        self._roots: list[_Root] = []
+        self._dockerfiles: dict[str, set[str]] = {}
+        for svc in project.built_services():
+            self._add_service(svc, dockerignores.get(svc.context or "", DockerIgnore()))
+        self._project_files = {posixpath.normpath(f) for f in project.compose_files}
+
+    def _add_service(self, svc: ServiceSpec, dockerignore: DockerIgnore) -> None:
+        if svc.watch:
+            for rule in svc.watch:
+                rule_ignore = IgnoreList(rule.ignore) if rule.ignore else None
+                self._roots.append(
+                    _Root(svc.name, rule.path, svc.context, dockerignore, rule_ignore)
+                )
+        elif svc.context:
+            self._roots.append(_Root(svc.name, svc.context, svc.context, dockerignore, None))
+        if svc.dockerfile:
+            self._dockerfiles.setdefault(svc.dockerfile, set()).add(svc.name)
+
+    @property
+    def watch_roots(self) -> list[str]:
+        """Directories to watch: the workspace plus any root that lies outside it."""
+        roots = [self.workspace]
+        extra = {r.root for r in self._roots} | {posixpath.dirname(f) for f in self._project_files}
+        for root in sorted(extra):
+            if not any(_under(root, r) for r in roots):
+                roots.append(root)
+        return roots
+
+    def _ignored_by_sidecar(self, path: str) -> bool:
+        if not _under(path, self.workspace):
+            return False
+        rel = _rel(path, self.workspace)
+        return rel != "." and self.ignores.ignores_file(rel)
+
+    def _root_includes(self, root: _Root, path: str) -> bool:
+        if not _under(path, root.root):
+            return False
+        if root.rule_ignore is not None:
+            rel = _rel(path, root.root)
+            if rel != "." and root.rule_ignore.ignores_file(rel):
+                return False
+        if root.context and _under(path, root.context):
+            rel = _rel(path, root.context)
+            if rel in (".dockerignore",):
+                return True
+            return rel == "." or not root.dockerignore.excludes(rel)
+        return True
+
+    def services_for(self, path: str) -> set[str]:
+        """The services whose build a change of `path` affects (empty: nothing to do)."""
+        path = posixpath.normpath(path)
+        hit = set(self._dockerfiles.get(path, ()))
+        if self._ignored_by_sidecar(path):
+            return hit
+        for root in self._roots:
+            if root.service not in hit and self._root_includes(root, path):
+                hit.add(root.service)
+        return hit
+
+    def map_paths(self, paths: Iterable[str]) -> dict[str, set[str]]:
+        """service -> the given paths that affect it."""
+        out: dict[str, set[str]] = {}
+        for path in paths:
+            for svc in self.services_for(path):
+                out.setdefault(svc, set()).add(path)
+        return out
+
+    def is_project_file(self, path: str) -> bool:
+        """A change here may change the project model itself: reload it."""
+        path = posixpath.normpath(path)
+        if path in self._project_files:
+            return True
+        if self._ignored_by_sidecar(path):
+            return False
+        name = posixpath.basename(path)
+        return name in _PROJECT_NAMES or (
+            name.endswith(_PROJECT_SUFFIXES) and not self.services_for(path)
+        )
+
+    def prunes_dir(self, path: str) -> bool:
+        """True when nothing below directory `path` can matter: don't watch or scan it."""
+        path = posixpath.normpath(path)
+        if self._ignored_dir_by_sidecar(path):
+            return True
+        covering = [r for r in self._roots if _under(path, r.root) and r.root != path]
+        if not covering:
+            return False
+        return all(self._root_prunes(r, path) for r in covering) and not any(
+            _under(df, path) for df in self._dockerfiles
+        )
+
+    def _ignored_dir_by_sidecar(self, path: str) -> bool:
+        if not _under(path, self.workspace) or path == self.workspace:
+            return False
+        return self.ignores.ignores_dir(_rel(path, self.workspace))
+
+    @staticmethod
+    def _root_prunes(root: _Root, path: str) -> bool:
+        if root.rule_ignore is not None and root.rule_ignore.ignores_dir(_rel(path, root.root)):
+            return True
+        if root.context and _under(path, root.context) and path != root.context:
+            return root.dockerignore.excludes_dir_entirely(_rel(path, root.context))
+        return False
+
+    def dockerfiles_of(self, service: str) -> list[str]:
+        return [df for df, svcs in self._dockerfiles.items() if service in svcs]
+
+    def rel(self, path: str) -> str:
+        """How a path is named in Redis: relative to the workspace (stable across mounts)."""
+        return _rel(path, self.workspace) if _under(path, self.workspace) else path
+
+    def abs(self, rel: str) -> str:
+        return rel if rel.startswith("/") else posixpath.join(self.workspace, rel)
+
+    def service_roots(self, service: str) -> list[str]:
+        return [r.root for r in self._roots if r.service == service]
+
+    def includes(self, service: str, path: str) -> bool:
+        return service in self.services_for(path)

@@ -1,0 +1,129 @@
+"""The project model: what compose says the project is, as plain frozen data.
+
+Built from `docker compose config --format json` (see `compose.py`), so interpolation,
+profiles, `include`, `extends` and multiple `-f` files are resolved by Compose itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+
+class ProjectError(Exception):
+    """The compose project cannot be loaded (syntax error, unknown file, bad interpolation)."""
+
+
+@dataclass(frozen=True)
+class WatchRule:
+    """One `develop.watch` entry of a service."""
+
+    path: str
+    action: str
+    ignore: tuple[str, ...] = ()
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    # Absolute build context, or None for image-only services (not watched, never built).
+    context: str | None = None
+    # Absolute path of the Dockerfile (may lie outside the context), None when inline or absent.
+    dockerfile: str | None = None
+    watch: tuple[WatchRule, ...] = ()
+    image: str | None = None
+    # Digest of the whole resolved service definition: a change means "recreate".
+    config_digest: str = ""
+    # Free-form `x-sidecar` extension, validated by later layers.
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def built(self) -> bool:
+        return self.context is not None
+
+    @property
+    def watch_roots(self) -> tuple[str, ...]:
+        """Where changes affect this service: its develop.watch paths if any, else its context."""
+        if self.watch:
+            return tuple(rule.path for rule in self.watch)
+        return (self.context,) if self.context else ()
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    working_dir: str
+    compose_files: tuple[str, ...]
+    services: Mapping[str, ServiceSpec]
+
+    def built_services(self) -> list[ServiceSpec]:
+        return [s for s in self.services.values() if s.built]
+
+
+def _digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _join(base: str, path: str) -> str:
+    p = PurePosixPath(path)
+    return str(p if p.is_absolute() else PurePosixPath(base) / p)
+
+
+def _parse_build(build: Any, working_dir: str) -> tuple[str | None, str | None]:
+    if build is None:
+        return None, None
+    if isinstance(build, str):
+        build = {"context": build}
+    context = build.get("context")
+    if not context or "://" in str(context):
+        # Remote (git/URL) contexts have nothing local to watch.
+        return None, None
+    context = _join(working_dir, str(context))
+    if build.get("dockerfile_inline") is not None:
+        return context, None
+    return context, _join(context, str(build.get("dockerfile") or "Dockerfile"))
+
+
+def _parse_watch(develop: Any, working_dir: str) -> tuple[WatchRule, ...]:
+    if not isinstance(develop, dict):
+        return ()
+    rules = []
+    for entry in develop.get("watch") or ():
+        rules.append(
+            WatchRule(
+                path=_join(working_dir, str(entry["path"])),
+                action=str(entry.get("action", "rebuild")),
+                ignore=tuple(str(i) for i in entry.get("ignore") or ()),
+                target=entry.get("target"),
+            )
+        )
+    return tuple(rules)
+
+
+def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()) -> Project:
+    """Turn compose's resolved JSON config into a `Project`. Pure: no I/O."""
+    name = str(config.get("name") or "")
+    services_cfg = config.get("services") or {}
+    working_dir = str(config.get("working_dir") or "")
+    if not working_dir and compose_files:
+        working_dir = str(PurePosixPath(compose_files[0]).parent)
+    services: dict[str, ServiceSpec] = {}
+    for svc_name, svc in sorted(services_cfg.items()):
+        context, dockerfile = _parse_build(svc.get("build"), working_dir)
+        extensions = {k: v for k, v in svc.items() if k.startswith("x-")}
+        services[svc_name] = ServiceSpec(
+            name=svc_name,
+            context=context,
+            dockerfile=dockerfile,
+            watch=_parse_watch(svc.get("develop"), working_dir),
+            image=svc.get("image"),
+            config_digest=_digest(svc),
+            extensions=extensions,
+        )
+    return Project(name, working_dir, tuple(compose_files), services)

@@ -1,0 +1,193 @@
+"""Settings: environment (`SIDECAR_*`), then CLI flags (which win). Each field says why its
+default is what it is; the README's configuration table is generated from these fields."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from sidecar.ignore import DEFAULT_IGNORES
+
+ListOfStr = Annotated[list[str], NoDecode]
+
+
+def group(name: str) -> dict[str, Any]:
+    return {"group": name}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SIDECAR_", extra="ignore")
+
+    # --- project -------------------------------------------------------------------------
+    workspace: Path = Field(
+        default_factory=Path.cwd,
+        description="Directory holding the compose project; everything below it is watched.",
+        json_schema_extra=group("project"),
+    )
+    compose_files: ListOfStr = Field(
+        default_factory=list,
+        description="Compose files (comma-separated), relative to the workspace. Empty: "
+        "Compose's own default lookup (compose.yaml, docker-compose.yml, ...).",
+        json_schema_extra=group("project"),
+    )
+    project_name: str | None = Field(
+        default=None,
+        description="Compose project name. Empty: Compose's default (the directory name).",
+        json_schema_extra=group("project"),
+    )
+    profiles: ListOfStr = Field(
+        default_factory=list,
+        description="Compose profiles to enable (comma-separated), as `--profile`.",
+        json_schema_extra=group("project"),
+    )
+
+    # --- redis ---------------------------------------------------------------------------
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
+        description="Redis URL (redis:// or rediss://, user and password allowed; never logged).",
+        json_schema_extra=group("redis"),
+    )
+    key_prefix: str = Field(
+        default="sidecar",
+        description="First part of every Redis key; keys are `<prefix>:<project>:...`.",
+        json_schema_extra=group("redis"),
+    )
+    events_maxlen: int = Field(
+        default=1000,
+        ge=10,
+        description="Approximate cap of the events stream (XADD MAXLEN ~): history enough to "
+        "debug a session without growing Redis forever.",
+        json_schema_extra=group("redis"),
+    )
+
+    # --- watching ------------------------------------------------------------------------
+    debounce_ms: int = Field(
+        default=50,
+        ge=0,
+        description="Quiet window: a batch is released after this long without a new event. "
+        "Editors write a save as 1-5 events within a few ms and a formatter on save follows "
+        "within tens of ms, so 50 ms still merges them while adding little to edit-to-live "
+        "(compose watch waits 500 ms).",
+        json_schema_extra=group("watch"),
+    )
+    debounce_max_ms: int = Field(
+        default=2000,
+        ge=0,
+        description="Maximum wait from the first event of a batch, so a process that never "
+        "stops writing cannot postpone builds forever (Tilt caps at 10 s; 2 s keeps the "
+        "loop live during long bursts).",
+        json_schema_extra=group("watch"),
+    )
+    ignore: ListOfStr = Field(
+        default_factory=list,
+        description="Extra gitignore-style patterns (comma-separated), relative to the "
+        "workspace, added to the built-in list (.git/, node_modules/, editor swap files...). "
+        "Ignored directories are not watched at all.",
+        json_schema_extra=group("watch"),
+    )
+
+    # --- builds --------------------------------------------------------------------------
+    build_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Builds of different services that may run at once. 2 suits a laptop; "
+        "builds are mostly I/O and the daemon's own work.",
+        json_schema_extra=group("build"),
+    )
+    build_timeout_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A build running longer than this is cancelled and recorded as failed.",
+        json_schema_extra=group("build"),
+    )
+
+    # --- daemon --------------------------------------------------------------------------
+    heartbeat_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often the heartbeat key is refreshed.",
+        json_schema_extra=group("daemon"),
+    )
+    heartbeat_ttl_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Heartbeat key TTL: `sidecar check` fails once it expired (a few missed "
+        "beats, so one slow Redis round trip does not flap a HEALTHCHECK).",
+        json_schema_extra=group("daemon"),
+    )
+    stop_grace_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="On SIGTERM, how long in-flight builds may finish before they are cancelled.",
+        json_schema_extra=group("daemon"),
+    )
+
+    # --- logging -------------------------------------------------------------------------
+    log_level: str = Field(
+        default="INFO",
+        description="DEBUG, INFO, WARNING or ERROR.",
+        json_schema_extra=group("logging"),
+    )
+    log_json: bool = Field(
+        default=False,
+        description="One JSON object per log line (for log shippers) instead of text.",
+        json_schema_extra=group("logging"),
+    )
+
+    @field_validator("compose_files", "ignore", "profiles", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @property
+    def ignore_patterns(self) -> tuple[str, ...]:
+        return DEFAULT_IGNORES + tuple(self.ignore)
+
+    def resolved_compose_files(self) -> list[str]:
+        return [str((self.workspace / f).resolve()) for f in self.compose_files]
+
+
+def redact_url(url: str) -> str:
+    """`redis://user:secret@host` -> `redis://user:***@host` (for logs and status)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0] if ":" in creds else ""
+    return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the fields (a test keeps them equal)."""
+    rows = ["| setting | env / flag | default | group | meaning |", "|---|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = {"workspace": "current directory"}.get(name, "(empty)")
+        else:
+            value = field.default
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            default = "(empty)" if value is None else f"`{value}`"
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        desc = (field.description or "").replace("|", "\\|")
+        env = f"`SIDECAR_{name.upper()}` / `--{name.replace('_', '-')}`"
+        rows.append(f"| {name} | {env} | {default} | {extra.get('group', '')} | {desc} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,0 +1,78 @@
+"""`sidecar status` and `sidecar check`: read what the daemon published in Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import redis
+
+from sidecar.keys import Keys
+
+
+def collect(r: redis.Redis, keys: Keys) -> dict[str, Any]:
+    beat_raw = r.get(keys.heartbeat)
+    ttl_ms = r.pttl(keys.heartbeat)
+    beat = json.loads(str(beat_raw)) if beat_raw else None
+    names = sorted(str(n) for n in r.smembers(keys.services))
+    services = {}
+    for name in names:
+        info = {str(k): str(v) for k, v in r.hgetall(keys.service(name)).items()}
+        info["files"] = str(max(0, int(r.hlen(keys.hashes(name))) - 1))
+        services[name] = info
+    return {
+        "project": keys.project,
+        "alive": beat is not None,
+        "heartbeat": beat,
+        "heartbeat_ttl_ms": ttl_ms if beat else None,
+        "project_info": r.hgetall(keys.project_info),
+        "services": services,
+    }
+
+
+def _ago(ts: str) -> str:
+    try:
+        secs = time.time() - float(ts)
+    except ValueError:
+        return "-"
+    if secs < 120:
+        return f"{secs:.0f}s ago"
+    return f"{secs / 60:.0f}m ago" if secs < 7200 else f"{secs / 3600:.0f}h ago"
+
+
+def render(state: dict[str, Any]) -> str:
+    beat = state["heartbeat"]
+    alive = f"alive (pid {beat['pid']} on {beat['host']})" if beat else "NOT RUNNING (no heartbeat)"
+    lines = [f"project {state['project']}: daemon {alive}"]
+    err = state["project_info"].get("load_error")
+    if err:
+        lines.append(f"compose file error (last good model kept): {err.splitlines()[-1]}")
+    header = ("SERVICE", "CONTEXT", "FILES", "LAST BUILD", "RESULT", "DURATION")
+    rows = [header]
+    for name, info in state["services"].items():
+        at = info.get("last_build_at")
+        rows.append(
+            (
+                name,
+                info.get("context") or "(image only)",
+                info.get("files", "0") if info.get("context") else "-",
+                _ago(at) if at else "never",
+                info.get("last_build_result", "-"),
+                f"{float(info['last_build_duration']):.2f}s"
+                if info.get("last_build_duration")
+                else "-",
+            )
+        )
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    lines += [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    for name, info in state["services"].items():
+        if info.get("last_build_result") == "failed" and info.get("last_build_error"):
+            lines.append(
+                f"\n{name}: last build failed:\n  "
+                + "\n  ".join(info["last_build_error"].splitlines()[-8:])
+            )
+    return "\n".join(lines)

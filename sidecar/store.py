@@ -1,0 +1,187 @@
+"""The Redis adapter: state, hash cache, events stream, heartbeat. Owns every Redis call the
+daemon makes; key names come from `keys.py`. Transient connection errors are retried with
+backoff (tenacity), then surfaced as `StoreUnavailable` so the daemon keeps running."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import redis
+from loguru import logger
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from sidecar import __version__
+from sidecar.keys import Keys
+from sidecar.model import Project
+
+T = TypeVar("T")
+Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value
+_CHUNK = 5000
+_FIELD_MAX = 4000  # cap on free-text fields (build log tails) written to Redis
+
+
+class StoreUnavailable(Exception):
+    """Redis could not be reached after the retries; the caller decides what to skip."""
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    logger.warning(
+        "redis call failed (attempt {}/{}): {}", state.attempt_number, _ATTEMPTS, type(exc).__name__
+    )
+
+
+_ATTEMPTS = 3
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=2,
+        health_check_interval=10,
+    )
+
+
+class Store:
+    def __init__(self, client: redis.Redis, keys: Keys, events_maxlen: int = 1000) -> None:
+        self.r = client
+        self.keys = keys
+        self.events_maxlen = events_maxlen
+        self._retrying = Retrying(
+            stop=stop_after_attempt(_ATTEMPTS),
+            wait=wait_exponential(multiplier=0.1, max=1.0),
+            retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return self._retrying(fn)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    # --- liveness ------------------------------------------------------------------------
+    def heartbeat(self, started: float, ttl_s: float) -> None:
+        info = json.dumps(
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": started,
+                "at": time.time(),
+                "version": __version__,
+            }
+        )
+        self._call(lambda: self.r.set(self.keys.heartbeat, info, px=int(ttl_s * 1000)))
+
+    def clear_heartbeat(self) -> None:
+        self._call(lambda: self.r.delete(self.keys.heartbeat))
+
+    # --- project model -------------------------------------------------------------------
+    def publish_project(self, project: Project, workspace: str) -> None:
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(self.keys.services)
+            if project.services:
+                pipe.sadd(self.keys.services, *project.services)
+            for svc in project.services.values():
+                pipe.hset(
+                    self.keys.service(svc.name),
+                    mapping={
+                        "context": svc.context or "",
+                        "dockerfile": svc.dockerfile or "",
+                        "image": svc.image or "",
+                        "watched": "1" if svc.built else "0",
+                    },
+                )
+            pipe.hset(
+                self.keys.project_info,
+                mapping={
+                    "workspace": workspace,
+                    "compose_files": ",".join(project.compose_files),
+                    "loaded_at": f"{time.time():.3f}",
+                    "load_error": "",
+                },
+            )
+            pipe.execute()
+
+        self._call(write)
+
+    def project_load_failed(self, error: str) -> None:
+        self._call(lambda: self.r.hset(self.keys.project_info, "load_error", error[-_FIELD_MAX:]))
+
+    def forget_service(self, name: str) -> None:
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.srem(self.keys.services, name)
+            pipe.delete(self.keys.service(name), self.keys.hashes(name))
+            pipe.execute()
+
+        self._call(write)
+
+    def record_build(self, service: str, fields: Mapping[str, Any]) -> None:
+        mapping: dict[Field, Field] = {k: str(v)[-_FIELD_MAX:] for k, v in fields.items()}
+        self._call(lambda: self.r.hset(self.keys.service(service), mapping=mapping))
+
+    # --- events --------------------------------------------------------------------------
+    def event(self, kind: str, service: str = "", **fields: Any) -> None:
+        entry: dict[Field, Field] = {"event": kind, "service": service, "at": f"{time.time():.3f}"}
+        entry.update({k: str(v)[-_FIELD_MAX:] for k, v in fields.items()})
+        self._call(
+            lambda: self.r.xadd(
+                self.keys.events, entry, maxlen=self.events_maxlen, approximate=True
+            )
+        )
+
+    # --- hash cache ----------------------------------------------------------------------
+    def has_hashes(self, service: str) -> bool:
+        return bool(self._call(lambda: self.r.exists(self.keys.hashes(service))))
+
+    def all_hashes(self, service: str) -> dict[str, str]:
+        raw = self._call(lambda: self.r.hgetall(self.keys.hashes(service)))
+        return {str(k): str(v) for k, v in raw.items()}
+
+    def get_hashes(self, service: str, rels: Iterable[str]) -> dict[str, str | None]:
+        names = list(rels)
+        if not names:
+            return {}
+        values = self._call(lambda: self.r.hmget(self.keys.hashes(service), names))
+        return dict(zip(names, values, strict=True))  # type: ignore[arg-type]
+
+    def commit_hashes(self, service: str, updates: Mapping[str, str | None]) -> None:
+        """Apply digest updates (None = the file is gone) atomically."""
+        key = self.keys.hashes(service)
+        sets = {k: v for k, v in updates.items() if v is not None}
+        dels = [k for k, v in updates.items() if v is None]
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            items = list(sets.items())
+            for i in range(0, len(items), _CHUNK):
+                pipe.hset(key, mapping=dict(items[i : i + _CHUNK]))
+            for i in range(0, len(dels), _CHUNK):
+                pipe.hdel(key, *dels[i : i + _CHUNK])
+            # an empty context still needs a marker that it was scanned
+            pipe.hset(key, "", "")
+            pipe.execute()
+
+        self._call(write)
+
+    def hashes_under(self, service: str, prefix: str) -> list[str]:
+        """Known files below a directory (relative path prefix ending in `/`)."""
+        pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
+        key = self.keys.hashes(service)
+        return self._call(lambda: [k for k, _ in self.r.hscan_iter(key, match=pattern)])

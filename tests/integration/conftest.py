@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import RedisServer, Sidecar, Workspace
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    proc = subprocess.run(["docker", "info"], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.fail("no Docker engine answers: run scripts/setup-host.sh first\n" + proc.stderr)
+    compose = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    if compose.returncode != 0:
+        pytest.fail("the docker compose plugin is missing: run scripts/setup-host.sh first")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workspace(
+    request: pytest.FixtureRequest, tmp_path: Path, docker_ready: None
+) -> Iterator[Workspace]:
+    slug = re.sub(r"[^a-z0-9]", "", request.node.name.lower())[:20]
+    ws = Workspace(tmp_path / "ws", f"sct{slug}{uuid.uuid4().hex[:6]}")
+    yield ws
+    ws.cleanup()
+
+
+SidecarFactory = Callable[..., Sidecar]
+
+
+@pytest.fixture
+def sidecar(
+    workspace: Workspace, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[SidecarFactory]:
+    made: list[Sidecar] = []
+
+    def make(**settings: str) -> Sidecar:
+        sc = Sidecar(workspace, redis_server.url, tmp_path / "sidecar.log", **settings)
+        made.append(sc)
+        return sc
+
+    yield make
+    for sc in made:
+        sc.stop()
+        sc.cleanup_keys()

@@ -1,0 +1,307 @@
+"""Real parts for integration tests: a private redis-server, fixture compose projects built
+FROM scratch with static busybox, and the sidecar run as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+import yaml
+
+BUSYBOX = Path(os.environ.get("SIDECAR_TEST_BUSYBOX", "/bin/busybox"))
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    """Poll until `check()` is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T = check()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+        last = check()
+    return last
+
+
+def http_get(port: int, path: str = "/", timeout: float = 1.0) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+            return str(r.read().decode().strip())
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port (stoppable and restartable)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        wait_for(lambda: _pings(client), 10, "redis-server to answer")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+DOCKERFILE = """FROM scratch
+COPY busybox /bin/busybox
+COPY www /www
+CMD ["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", "/www"]
+"""
+
+
+class Workspace:
+    """A compose project on disk, with a unique project name, that cleans up after itself."""
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = root
+        self.name = name
+        self.services: dict[str, dict[str, Any]] = {}
+        self.ports: dict[str, int] = {}
+        root.mkdir(parents=True, exist_ok=True)
+
+    def add_context(self, context: str, content: str = "v1") -> Path:
+        ctx = self.root / context
+        (ctx / "www").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(BUSYBOX, ctx / "busybox")
+        (ctx / "Dockerfile").write_text(DOCKERFILE)
+        (ctx / "www" / "index.html").write_text(content + "\n")
+        return ctx
+
+    def add_service(
+        self, name: str, context: str | None = None, content: str = "v1", **extra: Any
+    ) -> int:
+        context = context or name
+        if not (self.root / context / "Dockerfile").exists():
+            self.add_context(context, content)
+        port = free_port()
+        self.ports[name] = port
+        self.services[name] = {
+            "build": f"./{context}",
+            "init": True,
+            "ports": [f"127.0.0.1:{port}:8080"],
+            **extra,
+        }
+        return port
+
+    def write_compose(self) -> None:
+        doc = {"name": self.name, "services": self.services}
+        (self.root / "compose.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+
+    def remove_service(self, name: str) -> None:
+        del self.services[name]
+        self.write_compose()
+
+    def write(self, rel: str, text: str) -> Path:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["docker", "compose", "-p", self.name, "--project-directory", str(self.root), *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            cwd=self.root,
+        )
+
+    def containers(self, service: str | None = None, all_: bool = False) -> list[str]:
+        args = ["docker", "ps", "-q", "--filter", f"label=com.docker.compose.project={self.name}"]
+        if service:
+            args += ["--filter", f"label=com.docker.compose.service={service}"]
+        if all_:
+            args.append("-a")
+        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
+        return out.split()
+
+    def cleanup(self) -> None:
+        ids = self.containers(all_=True)
+        if ids:
+            subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, check=False)
+        subprocess.run(
+            ["docker", "network", "rm", f"{self.name}_default"], capture_output=True, check=False
+        )
+        images = subprocess.run(
+            ["docker", "images", "-q", "--filter", f"reference={self.name}-*"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if images:
+            subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+
+
+class Sidecar:
+    """`python -m sidecar run` as a real process against a workspace and the test Redis."""
+
+    def __init__(self, ws: Workspace, redis_url: str, log: Path, **settings: str) -> None:
+        self.ws = ws
+        self.redis_url = redis_url
+        self.log = log
+        self.settings = settings
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.r = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "SIDECAR_WORKSPACE": str(self.ws.root),
+                "SIDECAR_REDIS_URL": self.redis_url,
+                "SIDECAR_PROJECT_NAME": self.ws.name,
+                "SIDECAR_LOG_LEVEL": "DEBUG",
+            }
+        )
+        env.update({f"SIDECAR_{k.upper()}": v for k, v in self.settings.items()})
+        return env
+
+    def start(self, wait: bool = True) -> None:
+        self._ready_before = len(self.events("ready"))
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sidecar", "run"],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.ws.root,
+            )
+        if wait:
+            wait_for(
+                lambda: len(self.events("ready")) > self._ready_before or self._died(),
+                60,
+                "the sidecar to be ready",
+            )
+            assert not self._died(), f"sidecar exited early:\n{self.log_tail()}"
+
+    def _died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> float:
+        """Signal the daemon and wait for it; returns how long it took to exit."""
+        if not self.proc or self.proc.poll() is not None:
+            return 0.0
+        t0 = time.monotonic()
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(
+                f"sidecar did not stop within {timeout}s:\n{self.log_tail()}"
+            ) from None
+        return time.monotonic() - t0
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def events(self, kind: str | None = None, service: str | None = None) -> list[dict[str, str]]:
+        entries = self.r.xrange(f"sidecar:{self.ws.name}:events") or []
+        out = [{str(k): str(v) for k, v in (fields or {}).items()} for _, fields in entries]
+        if kind:
+            out = [e for e in out if e.get("event") == kind]
+        if service:
+            out = [e for e in out if e.get("service") == service]
+        return out
+
+    def builds(self, service: str) -> int:
+        return len(self.events("build-started", service))
+
+    def idle(self) -> bool:
+        """No build running or queued: every build-started has its end event."""
+        started = len(self.events("build-started"))
+        ended = sum(
+            len(self.events(k))
+            for k in ("build-succeeded", "build-failed", "build-cancelled", "deploy-failed")
+        )
+        return started == ended
+
+    def settle(self, quiet: float = 1.0, timeout: float = 60) -> None:
+        """Wait until the sidecar has been idle for `quiet` seconds (debounce + builds done)."""
+        deadline = time.monotonic() + timeout
+        stable_since: float | None = None
+        last = -1
+        while time.monotonic() < deadline:
+            n = len(self.events())
+            if self.idle() and n == last:
+                stable_since = stable_since or time.monotonic()
+                if time.monotonic() - stable_since >= quiet:
+                    return
+            else:
+                stable_since = None
+            last = n
+            time.sleep(0.1)
+        raise AssertionError(f"sidecar did not settle:\n{self.log_tail()}")
+
+    def status(self) -> dict[str, Any]:
+        out = subprocess.run(
+            [sys.executable, "-m", "sidecar", "status", "--json"],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return dict(json.loads(out.stdout))
+
+    def cleanup_keys(self) -> None:
+        keys = list(self.r.scan_iter(f"sidecar:{self.ws.name}:*"))
+        if keys:
+            self.r.delete(*keys)

@@ -1,0 +1,42 @@
+"""Starting, stopping and health of the daemon process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from tests.integration.conftest import SidecarFactory
+from tests.integration.harness import Workspace, wait_for
+
+
+def test_sigterm_stops_quickly_and_check_follows_heartbeat(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    workspace.add_service("web")
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    check = [sys.executable, "-m", "sidecar", "check"]
+    assert subprocess.run(check, env=sc.env(), capture_output=True, check=False).returncode == 0
+    took = sc.stop(signal.SIGTERM)
+    assert took < 5
+    assert subprocess.run(check, env=sc.env(), capture_output=True, check=False).returncode == 1
+    assert sc.events("stopped")
+
+
+def test_sigint_during_build_leaves_no_half_made_containers(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    workspace.add_service("web")
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    sc.settle()
+    before = workspace.containers("web", all_=True)
+    workspace.write("web/www/index.html", "v2\n")
+    wait_for(lambda: sc.events("build-started", "web"), 20, "the build to start")
+    took = sc.stop(signal.SIGINT)
+    assert took < 8
+    after = workspace.containers("web", all_=True)
+    assert len(after) == len(before) == 1, "exactly one web container, old or new"
