@@ -30,7 +30,9 @@ fi
 log "dockerd ready: $(docker version --format '{{.Server.Version}}')"
 
 PY="${PYTHON:-python3}"
-if ! "$PY" -c 'import sidecar' >/dev/null 2>&1 || [ "${SIDECAR_REINSTALL:-0}" = 1 ]; then
+# (Re)install when missing, or when the installed package is another checkout's.
+installed="$(cd / && "$PY" -c 'import sidecar, os, pytest, mypy, ruff, compose, hypothesis; print(os.path.dirname(sidecar.__file__))' 2>/dev/null || true)"
+if [ "$installed" != "$here/sidecar" ] || [ "${SIDECAR_REINSTALL:-0}" = 1 ]; then
   log "installing compose-sidecar (editable, with dev extras)"
   "$PY" -m pip install -q -e "$here[dev]"
 fi

@@ -67,6 +67,7 @@ def _keys(settings: Settings) -> Keys:
 def cmd_run(settings: Settings) -> int:
     from sidecar.daemon import Daemon
     from sidecar.store import Store, connect
+    from sidecar.watcher import WatchLimitError
 
     compose = Compose(settings)
     logs.configure(settings.log_level, settings.log_json, compose.project_name)
@@ -96,7 +97,11 @@ def cmd_run(settings: Settings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    return daemon.run()
+    try:
+        return daemon.run()
+    except WatchLimitError as exc:
+        logger.error("{}", exc)
+        return 3
 
 
 def cmd_status(settings: Settings, as_json: bool) -> int:

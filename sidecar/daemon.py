@@ -137,6 +137,7 @@ class Daemon:
             now = time.monotonic()
             batch = self.debouncer.take(now, hold=self._git_busy())
             if batch:
+                logger.debug("batch of {} paths", len(batch))
                 self._process_batch(batch)
             self._start_builds()
             if now >= self._next_beat:
@@ -185,6 +186,7 @@ class Daemon:
     # --- messages ------------------------------------------------------------------------
     def _handle(self, msg: Message) -> None:
         if isinstance(msg, Paths):
+            logger.trace("paths: {}", msg.paths[:3])
             self.debouncer.add(msg.paths, time.monotonic())
         elif isinstance(msg, BuildDone):
             self._build_done(msg)

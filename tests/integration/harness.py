@@ -205,6 +205,8 @@ class Sidecar:
                 "SIDECAR_REDIS_URL": self.redis_url,
                 "SIDECAR_PROJECT_NAME": self.ws.name,
                 "SIDECAR_LOG_LEVEL": "DEBUG",
+                # the code under test, whatever checkout an editable install points at
+                "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
             }
         )
         env.update({f"SIDECAR_{k.upper()}": v for k, v in self.settings.items()})

@@ -132,3 +132,22 @@ def test_change_while_stopped_is_built_at_startup(
     wait_for(lambda: http_get(pa) == "a2", 30, "a2 served after restart")
     sc.settle()
     assert (sc.builds("a"), sc.builds("b")) == (1, 0)
+
+
+def test_batch_waits_for_git_lock(workspace: Workspace, sidecar: SidecarFactory) -> None:
+    port = workspace.add_service("web", content="v1")
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    sc.settle()
+    lock = workspace.write(".git/index.lock", "")
+    workspace.write("web/www/index.html", "half\n")
+    workspace.write("web/www/other.html", "checkout\n")
+    time.sleep(1.5)
+    assert sc.builds("web") == 0, "no build while a git operation holds the index lock"
+    workspace.write("web/www/index.html", "v2\n")
+    lock.unlink()
+    wait_for(lambda: http_get(port) == "v2", 30, "the batch to be built after the lock is gone")
+    sc.settle()
+    assert sc.builds("web") == 1
+    assert http_get(port, "/other.html") == "checkout"
