@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from loguru import logger
@@ -20,7 +21,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from sidecar.ignore import DockerIgnore
-from sidecar.model import Project, ProjectError, parse_project
+from sidecar.model import Project, ProjectError, ServiceSpec, parse_project
 from sidecar.settings import Settings
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -31,6 +32,30 @@ _TAIL = 40
 def default_project_name(workspace: Path) -> str:
     """Compose's own rule: lower-cased directory name, only [a-z0-9_-]."""
     return re.sub(r"[^a-z0-9_-]", "", workspace.resolve().name.lower()) or "default"
+
+
+NUMBER_LABEL = "com.docker.compose.container-number"
+ONEOFF_LABEL = "com.docker.compose.oneoff"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One container of a service, as Docker reports it."""
+
+    id: str
+    name: str
+    number: int
+    image: str
+    state: str  # running, exited, created, paused, ...
+    health: str | None  # healthy, unhealthy, starting, None without a healthcheck
+    ips: dict[str, str]  # network name -> address
+    host_ports: dict[int, int]  # container port -> published port on the host
+    created: float
+
+    def address(self, preferred_network: str | None) -> str | None:
+        if preferred_network and preferred_network in self.ips:
+            return self.ips[preferred_network]
+        return next(iter(self.ips.values()), None)
 
 
 @dataclass(frozen=True)
@@ -137,14 +162,104 @@ class Compose:
 
     # --- containers ----------------------------------------------------------------------
     def _containers(self, service: str | None = None) -> list[tuple[str, str]]:
-        filters: dict[str, str] = {"label": f"{PROJECT_LABEL}={self.project_name}"}
-        found = self.docker.container.list(all=True, filters=filters)
+        found = self.docker.container.list(
+            all=True, filters=[("label", f"{PROJECT_LABEL}={self.project_name}")]
+        )
         out = []
         for c in found:
             svc = (c.config.labels or {}).get(SERVICE_LABEL, "")
             if service is None or svc == service:
                 out.append((c.id, svc))
         return out
+
+    def instances(self, service: str) -> list[Instance]:
+        """The service's containers (any state), oldest first; one-off `run` containers excluded."""
+        filters: list[tuple[Literal["label"], str]] = [
+            ("label", f"{PROJECT_LABEL}={self.project_name}"),
+            ("label", f"{SERVICE_LABEL}={service}"),
+        ]
+        out = []
+        for c in self.docker.container.list(all=True, filters=filters):
+            labels = c.config.labels or {}
+            if labels.get(ONEOFF_LABEL) == "True":
+                continue
+            nets = c.network_settings.networks or {}
+            ports: dict[int, int] = {}
+            for spec, bindings in (c.network_settings.ports or {}).items():
+                if bindings and spec.endswith("/tcp"):
+                    ports[int(spec.split("/")[0])] = int(bindings[0]["HostPort"])
+            out.append(
+                Instance(
+                    id=c.id,
+                    name=c.name,
+                    number=int(labels.get(NUMBER_LABEL, "0") or 0),
+                    image=c.image,
+                    state=c.state.status or "",
+                    health=c.state.health.status if c.state.health else None,
+                    ips={n: s.ip_address for n, s in nets.items() if s.ip_address},
+                    host_ports=ports,
+                    created=c.created.timestamp() if c.created else 0.0,
+                )
+            )
+        return sorted(out, key=lambda i: (i.created, i.number))
+
+    def instance(self, container_id: str) -> Instance | None:
+        for inst in self._inspect([container_id]):
+            return inst
+        return None
+
+    def _inspect(self, ids: list[str]) -> list[Instance]:
+        found: list[Instance] = []
+        for cid in ids:
+            try:
+                c = self.docker.container.inspect(cid)
+            except DockerException:
+                continue
+            svc = (c.config.labels or {}).get(SERVICE_LABEL, "")
+            found.extend(i for i in self.instances(svc) if i.id == c.id)
+        return found
+
+    def image_name(self, svc: ServiceSpec) -> str:
+        return svc.image or f"{self.project_name}-{svc.name}"
+
+    def has_image(self, svc: ServiceSpec) -> bool:
+        return bool(self.docker.image.exists(self.image_name(svc)))
+
+    def scale(self, service: str, replicas: int) -> CommandResult:
+        """Run `replicas` containers of the service, never recreating existing ones (new ones
+        get the current image and definition)."""
+        return self._run(
+            self._cmd(
+                "up",
+                "-d",
+                "--no-deps",
+                "--no-recreate",
+                "--no-build",
+                "--scale",
+                f"{service}={replicas}",
+                service,
+            ),
+            None,
+            600,
+        )
+
+    def stop_remove(self, ids: list[str], timeout: int = 10) -> None:
+        if not ids:
+            return
+        try:
+            self.docker.container.stop(ids, time=timeout)
+        except DockerException as exc:
+            logger.debug("stop {}: {}", ids, _clean(str(exc)))
+        try:
+            self.docker.container.remove(ids, force=True, volumes=True)
+        except DockerException as exc:
+            logger.debug("remove {}: {}", ids, _clean(str(exc)))
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        try:
+            return _clean(str(self.docker.container.logs(container_id, tail=lines)))
+        except DockerException as exc:
+            return f"(no logs: {_clean(str(exc))})"
 
     def running_services(self) -> set[str]:
         return {svc for _, svc in self._containers()}

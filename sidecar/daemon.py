@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import ParamSpec, TypeVar
 
@@ -18,21 +18,23 @@ from loguru import logger
 from sidecar import logs
 from sidecar.compose import CommandResult, Compose
 from sidecar.debounce import Debouncer
+from sidecar.deployer import Deployer
 from sidecar.hashing import digest_many, scan, walk_files
 from sidecar.ignore import IgnoreList
-from sidecar.keys import Keys
+from sidecar.keys import Keys, TraefikKeys
 from sidecar.mapping import PathMapper
-from sidecar.model import Project, ProjectError
+from sidecar.model import Project, ProjectError, ServiceSpec
 from sidecar.planner import (
     Action,
-    BuildQueue,
     Digests,
+    JobQueue,
     Kind,
     changed_digests,
     plan_orphans,
     plan_project_change,
     scan_diff,
 )
+from sidecar.rotation import Rotation
 from sidecar.settings import Settings
 from sidecar.store import Store, StoreUnavailable
 from sidecar.watcher import OVERFLOW, TreeWatcher
@@ -47,10 +49,11 @@ class Paths:
 
 
 @dataclass(frozen=True)
-class BuildDone:
+class JobDone:
     service: str
-    build: CommandResult
-    deploy: CommandResult | None
+    kind: Kind
+    build: CommandResult | None  # None: the job built nothing
+    deploy: CommandResult | None  # None: the deploy step did not run
     snapshot: Digests
     reason: str
     started: float
@@ -61,7 +64,7 @@ class Wake:
     pass
 
 
-Message = Paths | BuildDone | Wake
+Message = Paths | JobDone | Wake
 
 
 @dataclass
@@ -91,12 +94,21 @@ class Daemon:
         self.stopping = threading.Event()
         self.cancel_builds = threading.Event()
         self.debouncer = Debouncer(settings.debounce_ms / 1000, settings.debounce_max_ms / 1000)
-        self.builds = BuildQueue(settings.build_concurrency)
+        self.jobs = JobQueue(settings.build_concurrency)
         self.pool = ThreadPoolExecutor(settings.build_concurrency, thread_name_prefix="build")
         self.overlay = Overlay()
         self.project = Project(compose.project_name, self.workspace, tuple(compose.files), {})
         self.mapper = self._mapper(self.project)
         self.watcher: TreeWatcher | None = None
+        self.rotation = Rotation(store, TraefikKeys(settings.traefik_root, compose.project_name))
+        self.deployer = Deployer(
+            compose,
+            self.rotation,
+            self._event,
+            self.cancel_builds,
+            settings.url_mode,
+            settings.network,
+        )
         self.started = time.time()
         self._next_beat = 0.0
 
@@ -106,6 +118,7 @@ class Daemon:
         self.queue.put(Wake())
 
     def run(self) -> int:
+        self._safe(self.store.enable_keyspace_events)
         self._load_initial()
         self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
         self.watcher = TreeWatcher(self.mapper.watch_roots, self.mapper.prunes_dir, self._on_paths)
@@ -139,7 +152,7 @@ class Daemon:
             if batch:
                 logger.debug("batch of {} paths", len(batch))
                 self._process_batch(batch)
-            self._start_builds()
+            self._start_jobs()
             if now >= self._next_beat:
                 self._next_beat = now + self.settings.heartbeat_interval_s
                 self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
@@ -159,19 +172,19 @@ class Daemon:
         )
 
     def _shutdown(self) -> None:
-        logger.info("stopping: {} builds in flight", len(self.builds.building))
+        logger.info("stopping: {} jobs in flight", len(self.jobs.running))
         if self.watcher:
             self.watcher.stop()
-        self.builds.waiting.clear()
-        self.builds.followups.clear()
+        self.jobs.waiting.clear()
+        self.jobs.followups.clear()
         deadline = time.monotonic() + self.settings.stop_grace_s
-        while self.builds.building and time.monotonic() < deadline:
+        while self.jobs.running and time.monotonic() < deadline:
             try:
                 self._handle(self.queue.get(timeout=0.1))
             except queue.Empty:
                 continue
-        if self.builds.building:
-            logger.warning("cancelling builds of {}", ", ".join(sorted(self.builds.building)))
+        if self.jobs.running:
+            logger.warning("cancelling jobs of {}", ", ".join(sorted(self.jobs.running)))
         self.cancel_builds.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
         while True:
@@ -188,8 +201,8 @@ class Daemon:
         if isinstance(msg, Paths):
             logger.trace("paths: {}", msg.paths[:3])
             self.debouncer.add(msg.paths, time.monotonic())
-        elif isinstance(msg, BuildDone):
-            self._build_done(msg)
+        elif isinstance(msg, JobDone):
+            self._job_done(msg)
 
     # --- project model -------------------------------------------------------------------
     def _mapper(self, project: Project) -> PathMapper:
@@ -208,9 +221,14 @@ class Daemon:
             plan_orphans(project, self._safe_docker(self.compose.running_services, set()))
         )
         self._startup_scan()
-        services = list(project.services)
-        if services and not self.stopping.is_set():
-            self._up(services, build=True)
+        plain = [s.name for s in project.services.values() if not s.served and not s.serve_error]
+        if plain and not self.stopping.is_set():
+            self._up(plain, build=True)  # also builds images that do not exist yet
+        for svc in project.services.values():
+            if svc.served and not self._safe_docker(partial(self.compose.has_image, svc), True):
+                self._request_build(svc.name, "no image yet")
+            elif svc.served:
+                self.jobs.request(svc.name, "start-up", Kind.CONVERGE)
 
     def _startup_scan(self) -> None:
         built = [s.name for s in self.project.built_services()]
@@ -226,7 +244,7 @@ class Daemon:
             diff = scan_diff(scanned[svc], committed)
             if diff:
                 self.overlay.known(svc).update(diff)
-                self.builds.request(svc, f"{len(diff)} files changed while the sidecar was stopped")
+                self.jobs.request(svc, f"{len(diff)} files changed while the sidecar was stopped")
                 stale.append(svc)
         files = sum(len(v) for v in scanned.values())
         logger.info(
@@ -245,6 +263,7 @@ class Daemon:
         except ProjectError as exc:
             self._project_invalid(exc)
             return
+        project = self._keep_invalid_services(project)
         actions = plan_project_change(self.project, project)
         self._set_project(project)
         self._event("project-reloaded", actions=len(actions))
@@ -252,7 +271,20 @@ class Daemon:
         for svc, pending in self.overlay.pending.items():
             if pending and svc in project.services:
                 # changes whose build failed (possibly because of this very file) get another go
-                self.builds.request(svc, f"{len(pending)} files not yet built")
+                self.jobs.request(svc, f"{len(pending)} files not yet built")
+
+    def _keep_invalid_services(self, project: Project) -> Project:
+        """A service whose x-sidecar is invalid is reported and left as it is: it keeps its
+        last good definition, so nothing is rolled out, scaled or unrouted because of it."""
+        services = dict(project.services)
+        for name, svc in project.services.items():
+            if not svc.serve_error:
+                continue
+            logger.error("{}; {} is left as it is", svc.serve_error, name)
+            self._event("service-invalid", name, error=svc.serve_error)
+            if name in self.project.services:
+                services[name] = self.project.services[name]
+        return replace(project, services=services)
 
     def _project_invalid(self, exc: ProjectError) -> None:
         logger.error("compose project invalid, keeping the last good model: {}", exc)
@@ -263,6 +295,7 @@ class Daemon:
         if project.name != self.store.keys.project:
             # compose's own `name:` wins over the directory-derived default
             self.store.keys = Keys(self.store.keys.prefix, project.name)
+            self.rotation.traefik = TraefikKeys(self.settings.traefik_root, project.name)
         self.project = project
         self.mapper = self._mapper(project)
         logs.set_project(project.name)
@@ -274,19 +307,24 @@ class Daemon:
         for action in actions:
             logger.info("{} {}: {}", action.kind.value, action.service, action.reason)
             if action.kind is Kind.REMOVE:
-                self.builds.forget(action.service)
+                self.jobs.forget(action.service)
                 self.overlay.pending.pop(action.service, None)
+                self.deployer.unserve(action.service)
                 count = self._safe_docker(partial(self.compose.remove_service, action.service), 0)
                 self._safe(self.store.forget_service, action.service)
                 self._event(
                     "service-removed", action.service, containers=count, reason=action.reason
                 )
             elif action.kind is Kind.BUILD:
-                scanned = scan(self.mapper, [action.service])[action.service]
-                self.overlay.known(action.service).update(scanned)
-                self.builds.request(action.service, action.reason)
+                self._request_build(action.service, action.reason)
             else:
-                self._up([action.service], build=False)
+                self.jobs.request(action.service, action.reason, action.kind)
+
+    def _request_build(self, name: str, reason: str) -> None:
+        """Build from scratch: every file of the context is part of the snapshot."""
+        scanned = scan(self.mapper, [name])[name]
+        self.overlay.known(name).update(scanned)
+        self.jobs.request(name, reason, Kind.BUILD)
 
     def _up(self, services: list[str], build: bool) -> None:
         result = self.compose.up(services, build=build)
@@ -342,7 +380,7 @@ class Daemon:
             logger.debug("{}: {} paths, content unchanged", svc, len(observed))
             return
         pending.update(diff)
-        self.builds.request(svc, f"{len(diff)} files changed")
+        self.jobs.request(svc, f"{len(diff)} files changed")
 
     def _rescan(self) -> None:
         for svc, scanned in scan(
@@ -350,61 +388,109 @@ class Daemon:
         ).items():
             self._note_changes(svc, dict(scanned))
 
-    # --- builds --------------------------------------------------------------------------
-    def _start_builds(self) -> None:
+    # --- jobs: build, roll out, converge -------------------------------------------------
+    def _start_jobs(self) -> None:
         if self.stopping.is_set():
             return
-        for svc, reason in self.builds.start():
-            snapshot = dict(self.overlay.known(svc))
-            logger.info("building {}: {}", svc, reason)
-            self._event("build-started", svc, reason=reason)
-            self.pool.submit(self._build_job, svc, snapshot, reason)
+        for name, kind, reason in self.jobs.start():
+            svc = self.project.services.get(name)
+            if svc is None:
+                self.jobs.finished(name)
+                continue
+            snapshot = dict(self.overlay.known(name)) if kind is Kind.BUILD else {}
+            logger.info("{} {}: {}", kind.value, name, reason)
+            self._event(f"{kind.value}-started", name, reason=reason)
+            self.pool.submit(self._job, svc, kind, snapshot, reason)
 
-    def _build_job(self, svc: str, snapshot: Digests, reason: str) -> None:
+    def _job(self, svc: ServiceSpec, kind: Kind, snapshot: Digests, reason: str) -> None:
+        """Runs in a worker thread: only adapters, no daemon state."""
         started = time.time()
-        deploy = None
+        build = deploy = None
         try:
-            build = self.compose.build(svc, self.cancel_builds, self.settings.build_timeout_s)
-            if build.ok and not self.cancel_builds.is_set():
-                deploy = self.compose.up([svc])
+            if kind is Kind.BUILD:
+                build = self.compose.build(
+                    svc.name, self.cancel_builds, self.settings.build_timeout_s
+                )
+            if (build is None or build.ok) and not self.cancel_builds.is_set():
+                deploy = self._deploy(svc, kind)
         except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
-            build = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")
-        self.queue.put(BuildDone(svc, build, deploy, snapshot, reason, started))
+            logger.exception("{} job for {} crashed", kind.value, svc.name)
+            failed = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")
+            build, deploy = (
+                (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
+            )
+        self.queue.put(JobDone(svc.name, kind, build, deploy, snapshot, reason, started))
 
-    def _build_done(self, done: BuildDone) -> None:
-        svc = done.service
-        self.builds.finished(svc)
-        if svc not in self.project.services:
+    def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
+        t0 = time.time()
+        if svc.served:
+            res = (
+                self.deployer.converge(svc) if kind is Kind.CONVERGE else self.deployer.rollout(svc)
+            )
+            return CommandResult(res.ok, time.time() - t0, res.detail)
+        if kind is Kind.CONVERGE:
+            self.deployer.unserve(svc.name)
+        return self.compose.up([svc.name])
+
+    def _job_done(self, done: JobDone) -> None:
+        try:
+            self._record_job(done)
+        finally:
+            ok = (
+                (done.build is None or done.build.ok) and done.deploy is not None and done.deploy.ok
+            )
+            self._event(
+                "job-finished", done.service, job=done.kind.value, result="ok" if ok else "failed"
+            )
+
+    def _record_job(self, done: JobDone) -> None:
+        name = done.service
+        self.jobs.finished(name)
+        if name not in self.project.services:
             return
-        ok = done.build.ok and done.deploy is not None and done.deploy.ok
-        result = "ok" if ok else ("cancelled" if done.build.cancelled else "failed")
-        fields = {
-            "last_build_at": f"{done.started:.3f}",
-            "last_build_duration": f"{done.build.duration:.3f}",
-            "last_build_result": result,
-            "last_build_reason": done.reason,
-            "last_build_error": "" if ok else (done.deploy or done.build).tail,
-        }
-        self._safe(self.store.record_build, svc, fields)
+        ok = (done.build is None or done.build.ok) and done.deploy is not None and done.deploy.ok
+        failed_step = done.build if done.build and not done.build.ok else done.deploy
+        if done.build is not None:
+            result = "ok" if ok else ("cancelled" if done.build.cancelled else "failed")
+            self._safe(
+                self.store.record_build,
+                name,
+                {
+                    "last_build_at": f"{done.started:.3f}",
+                    "last_build_duration": f"{done.build.duration:.3f}",
+                    "last_build_result": result,
+                    "last_build_reason": done.reason,
+                    "last_build_error": "" if ok or failed_step is None else failed_step.tail,
+                },
+            )
         if ok:
             assert done.deploy is not None
-            self._safe(self.store.commit_hashes, svc, done.snapshot)
-            self.overlay.committed(svc, done.snapshot)
+            if done.kind is Kind.BUILD:
+                assert done.build is not None
+                self._safe(self.store.commit_hashes, name, done.snapshot)
+                self.overlay.committed(name, done.snapshot)
+                self._event("build-succeeded", name, seconds=f"{done.build.duration:.3f}")
             logger.info(
-                "{} built in {:.2f}s and deployed in {:.2f}s",
-                svc,
-                done.build.duration,
-                done.deploy.duration,
+                "{} {} done in {:.2f}s: {}",
+                name,
+                done.kind.value,
+                time.time() - done.started,
+                done.deploy.tail.splitlines()[-1:] or "",
             )
-            self._event("build-succeeded", svc, seconds=f"{done.build.duration:.3f}")
-            self._event("deployed", svc, seconds=f"{done.deploy.duration:.3f}")
+            self._event(
+                "deployed",
+                name,
+                seconds=f"{done.deploy.duration:.3f}",
+                detail=done.deploy.tail[-300:],
+            )
             return
-        stage = "build" if not done.build.ok else "deploy"
-        tail = (done.deploy or done.build).tail
+        stage = "build" if done.build is not None and not done.build.ok else "deploy"
+        outcome = "cancelled" if self.cancel_builds.is_set() else "failed"
+        tail = failed_step.tail if failed_step else "cancelled before deploying"
         logger.error(
-            "{} {} {}; running containers left as they were:\n{}", svc, stage, result, tail
+            "{} {} {}; running instances left as they were:\n{}", name, stage, outcome, tail
         )
-        self._event(f"{stage}-{result}", svc, error=tail)
+        self._event(f"{stage}-{outcome}", name, error=tail)
 
     # --- helpers -------------------------------------------------------------------------
     def _event(self, kind: str, service: str = "", **fields: object) -> None:

@@ -45,6 +45,36 @@ class Keys:
         """HASH: workspace, compose files, last model load (time, result, error)."""
         return f"{self.base}:project"
 
+    def rotation(self, name: str) -> str:
+        """LIST of the URLs of the service's healthy instances: the proxy rotation
+        (`LRANGE` to read, `LMOVE key key LEFT RIGHT` to round-robin)."""
+        return f"{self.base}:rotation:{name}"
+
+    def instances(self, name: str) -> str:
+        """HASH container id -> JSON {name, url, state, since} of the service's instances."""
+        return f"{self.base}:instances:{name}"
+
     def pattern(self) -> str:
         """Glob matching every key of this project (for cleanup and `SCAN`)."""
         return f"{self.base}:*"
+
+
+@dataclass(frozen=True)
+class TraefikKeys:
+    """Traefik's Redis (KV) provider layout, under a configurable root key."""
+
+    root: str
+    project: str
+
+    def name(self, service: str) -> str:
+        """Router and service name: `<project>-<service>`."""
+        return f"{self.project}-{service}"
+
+    def router(self, service: str) -> str:
+        return f"{self.root}/http/routers/{self.name(service)}"
+
+    def lb_servers(self, service: str) -> str:
+        return f"{self.root}/http/services/{self.name(service)}/loadbalancer/servers"
+
+    def server_url(self, service: str, index: int) -> str:
+        return f"{self.lb_servers(service)}/{index}/url"

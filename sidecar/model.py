@@ -13,6 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
+from sidecar.serving import ServeError, ServeSpec, declared_replicas, parse_serve
+
+# Parts of a service definition that change how many instances run or how they are routed,
+# not what an instance is: changing them converges in place instead of replacing instances.
+_SERVE_FIELDS = ("x-sidecar", "scale")
+
 
 class ProjectError(Exception):
     """The compose project cannot be loaded (syntax error, unknown file, bad interpolation)."""
@@ -39,8 +45,20 @@ class ServiceSpec:
     image: str | None = None
     # Digest of the whole resolved service definition: a change means "recreate".
     config_digest: str = ""
-    # Free-form `x-sidecar` extension, validated by later layers.
+    # Free-form `x-*` extensions.
     extensions: Mapping[str, Any] = field(default_factory=dict)
+    # Served services (x-sidecar / sidecar.* labels): routed, health-checked, rolled out.
+    serve: ServeSpec | None = None
+    # Set when x-sidecar is invalid: the service is then left exactly as it is.
+    serve_error: str | None = None
+    replicas: int = 1
+    # Digest of the serving settings alone (replicas, route, probes): a change is converged
+    # in place, without replacing instances.
+    serve_digest: str = ""
+
+    @property
+    def served(self) -> bool:
+        return self.serve is not None
 
     @property
     def built(self) -> bool:
@@ -106,6 +124,28 @@ def _parse_watch(develop: Any, working_dir: str) -> tuple[WatchRule, ...]:
     return tuple(rules)
 
 
+def _instance_definition(svc: Mapping[str, Any]) -> dict[str, Any]:
+    """The definition minus the serving settings and labels that only carry them."""
+    out = {k: v for k, v in svc.items() if k not in _SERVE_FIELDS}
+    deploy = dict(out.get("deploy") or {})
+    deploy.pop("replicas", None)
+    out["deploy"] = deploy
+    labels = out.get("labels") or {}
+    if isinstance(labels, Mapping):
+        out["labels"] = {k: v for k, v in labels.items() if not str(k).startswith("sidecar.")}
+    return out
+
+
+def _serving_part(svc: Mapping[str, Any]) -> dict[str, Any]:
+    labels = svc.get("labels") or {}
+    sidecar_labels = (
+        {k: v for k, v in labels.items() if str(k).startswith("sidecar.")}
+        if isinstance(labels, Mapping)
+        else {}
+    )
+    return {"x": svc.get("x-sidecar"), "labels": sidecar_labels}
+
+
 def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()) -> Project:
     """Turn compose's resolved JSON config into a `Project`. Pure: no I/O."""
     name = str(config.get("name") or "")
@@ -117,13 +157,24 @@ def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()
     for svc_name, svc in sorted(services_cfg.items()):
         context, dockerfile = _parse_build(svc.get("build"), working_dir)
         extensions = {k: v for k, v in svc.items() if k.startswith("x-")}
+        serve, serve_error, replicas = None, None, 1
+        try:
+            serve = parse_serve(svc_name, svc)
+        except ServeError as exc:
+            serve_error = str(exc)
+        if serve is not None:
+            replicas = declared_replicas(serve, svc)
         services[svc_name] = ServiceSpec(
             name=svc_name,
             context=context,
             dockerfile=dockerfile,
             watch=_parse_watch(svc.get("develop"), working_dir),
             image=svc.get("image"),
-            config_digest=_digest(svc),
+            config_digest=_digest(_instance_definition(svc)),
             extensions=extensions,
+            serve=serve,
+            serve_error=serve_error,
+            replicas=replicas,
+            serve_digest=_digest([_serving_part(svc), replicas]),
         )
     return Project(name, working_dir, tuple(compose_files), services)

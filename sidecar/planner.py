@@ -13,9 +13,15 @@ from sidecar.model import Project, ServiceSpec
 
 
 class Kind(StrEnum):
-    BUILD = "build"  # build the image, then recreate the service's containers
-    UP = "up"  # create or recreate containers from the current image
+    # Ordered by how much they do: a queued job absorbs a lesser request for its service.
+    CONVERGE = "converge"  # reach the declared replicas / rotation, replace nothing
+    UP = "up"  # create or recreate containers from the current image (not served)
+    ROLLOUT = "rollout"  # replace every instance (served: zero downtime) with the current image
+    BUILD = "build"  # build the image, then roll out (served) or recreate (not served)
     REMOVE = "remove"  # stop and remove every container of the service
+
+
+_RANK = {Kind.CONVERGE: 0, Kind.UP: 1, Kind.ROLLOUT: 2, Kind.BUILD: 3}
 
 
 @dataclass(frozen=True)
@@ -29,20 +35,34 @@ def _build_changed(old: ServiceSpec, new: ServiceSpec) -> bool:
     return (old.context, old.dockerfile) != (new.context, new.dockerfile)
 
 
+def _change_kind(prev: ServiceSpec, svc: ServiceSpec) -> Kind | None:
+    if prev.config_digest != svc.config_digest:
+        if svc.built and _build_changed(prev, svc):
+            return Kind.BUILD
+        return Kind.ROLLOUT if svc.served else Kind.UP
+    if prev.serve_digest != svc.serve_digest or prev.served != svc.served:
+        return Kind.CONVERGE
+    return None
+
+
 def plan_project_change(old: Project | None, new: Project) -> list[Action]:
-    """What to do when the compose file changed from `old` to `new`."""
+    """What to do when the compose file changed from `old` to `new`. A service whose
+    x-sidecar is invalid is left exactly as it is (the caller keeps its old definition)."""
     before = dict(old.services) if old else {}
     actions: list[Action] = []
     for name in sorted(before.keys() - new.services.keys()):
         actions.append(Action(Kind.REMOVE, name, "removed from the compose file"))
     for name, svc in sorted(new.services.items()):
         prev = before.get(name)
+        if svc.serve_error:
+            continue
         if prev is None:
-            kind = Kind.BUILD if svc.built else Kind.UP
+            kind = Kind.BUILD if svc.built else (Kind.CONVERGE if svc.served else Kind.UP)
             actions.append(Action(kind, name, "added to the compose file"))
-        elif prev.config_digest != svc.config_digest:
-            kind = Kind.BUILD if svc.built and _build_changed(prev, svc) else Kind.UP
-            actions.append(Action(kind, name, "definition changed"))
+            continue
+        change = _change_kind(prev, svc)
+        if change is not None:
+            actions.append(Action(change, name, "definition changed"))
     return actions
 
 
@@ -55,48 +75,55 @@ def plan_orphans(project: Project, running_services: Iterable[str]) -> list[Acti
 
 
 @dataclass
-class BuildQueue:
-    """Which services build now, which wait, which need one more build after the current one.
+class JobQueue:
+    """Which services have a job running, which wait, which need one more after the current.
 
-    Invariants: a service builds at most once at a time; a change that arrives while it
-    builds queues exactly one follow-up, however many changes arrive; at most `concurrency`
-    builds run at once; waiting services start in the order they were requested."""
+    Invariants: a service has at most one job at a time; requests that arrive while it runs
+    queue exactly one follow-up (the biggest kind requested), however many arrive; at most
+    `concurrency` jobs run at once; waiting services start in the order they were requested."""
 
     concurrency: int
-    building: set[str] = field(default_factory=set)
-    waiting: dict[str, str] = field(default_factory=dict)  # service -> reason, insertion-ordered
-    followups: dict[str, str] = field(default_factory=dict)
+    running: dict[str, Kind] = field(default_factory=dict)
+    waiting: dict[str, tuple[Kind, str]] = field(default_factory=dict)  # insertion-ordered
+    followups: dict[str, tuple[Kind, str]] = field(default_factory=dict)
 
-    def request(self, service: str, reason: str) -> None:
-        if service in self.building:
-            self.followups.setdefault(service, reason)
+    @staticmethod
+    def _merge(queue: dict[str, tuple[Kind, str]], service: str, kind: Kind, reason: str) -> None:
+        current = queue.get(service)
+        if current is None or _RANK[kind] > _RANK[current[0]]:
+            queue[service] = (kind, reason)
+
+    def request(self, service: str, reason: str, kind: Kind = Kind.BUILD) -> None:
+        if service in self.running:
+            self._merge(self.followups, service, kind, reason)
         else:
-            self.waiting.setdefault(service, reason)
+            self._merge(self.waiting, service, kind, reason)
 
-    def start(self) -> list[tuple[str, str]]:
-        """Services to start building now (they move to `building`)."""
+    def start(self) -> list[tuple[str, Kind, str]]:
+        """Jobs to start now (they move to `running`)."""
         started = []
         for service in list(self.waiting):
-            if len(self.building) >= self.concurrency:
+            if len(self.running) >= self.concurrency:
                 break
-            started.append((service, self.waiting.pop(service)))
-            self.building.add(service)
+            kind, reason = self.waiting.pop(service)
+            self.running[service] = kind
+            started.append((service, kind, reason))
         return started
 
     def finished(self, service: str) -> None:
-        self.building.discard(service)
-        reason = self.followups.pop(service, None)
-        if reason is not None:
-            self.waiting.setdefault(service, reason)
+        self.running.pop(service, None)
+        follow = self.followups.pop(service, None)
+        if follow is not None:
+            self._merge(self.waiting, service, *follow)
 
     def forget(self, service: str) -> None:
-        """The service is gone: drop any queued work (an in-flight build finishes on its own)."""
+        """The service is gone: drop any queued work (a running job finishes on its own)."""
         self.waiting.pop(service, None)
         self.followups.pop(service, None)
 
     @property
     def idle(self) -> bool:
-        return not (self.building or self.waiting)
+        return not (self.running or self.waiting)
 
 
 Digests = dict[str, "str | None"]
@@ -113,3 +140,35 @@ def scan_diff(scanned: dict[str, str], committed: dict[str, str]) -> Digests:
     out: Digests = {rel: d for rel, d in scanned.items() if committed.get(rel) != d}
     out.update({rel: None for rel in committed.keys() - scanned.keys()})
     return out
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One step of a rollout: start `start` new instances, then retire these old ones."""
+
+    start: int
+    retire: tuple[str, ...]
+
+
+def plan_rollout(old: list[str], replicas: int, parallelism: int) -> list[Batch]:
+    """Replace every instance in `old` (oldest first) by `replicas` new ones, `parallelism`
+    at a time. Each batch starts new instances before retiring old ones (the executor flips
+    the order for stop-first), so capacity never drops below min(len(old), replicas)."""
+    batches: list[Batch] = []
+    remaining_new, queue = replicas, list(old)
+    while remaining_new > 0 or queue:
+        start = min(parallelism, remaining_new)
+        retire = tuple(queue[:parallelism])
+        queue = queue[parallelism:]
+        remaining_new -= start
+        batches.append(Batch(start, retire))
+    return batches
+
+
+def plan_scale(current: list[str], replicas: int) -> Batch:
+    """Reach `replicas` without replacing anything: start the missing instances, or retire
+    the newest extra ones (the oldest have proven themselves longest)."""
+    missing = replicas - len(current)
+    if missing >= 0:
+        return Batch(missing, ())
+    return Batch(0, tuple(current[replicas:]))

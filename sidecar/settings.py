@@ -4,7 +4,7 @@ default is what it is; the README's configuration table is generated from these 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -124,6 +124,26 @@ class Settings(BaseSettings):
         gt=0,
         description="On SIGTERM, how long in-flight builds may finish before they are cancelled.",
         json_schema_extra=group("daemon"),
+    )
+
+    # --- serving -------------------------------------------------------------------------
+    url_mode: Literal["network", "host"] = Field(
+        default="network",
+        description="How the proxy reaches instances: `network` = the container's address on "
+        "the project network (Traefik in the project, or on the Docker host); `host` = the "
+        "instance's published host port on 127.0.0.1.",
+        json_schema_extra=group("serving"),
+    )
+    network: str | None = Field(
+        default=None,
+        description="Network whose address goes into the rotation (url_mode network). "
+        "Empty: `<project>_default`.",
+        json_schema_extra=group("serving"),
+    )
+    traefik_root: str = Field(
+        default="traefik",
+        description="Root key of Traefik's Redis provider (`--providers.redis.rootKey`).",
+        json_schema_extra=group("serving"),
     )
 
     # --- logging -------------------------------------------------------------------------

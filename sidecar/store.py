@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from sidecar import __version__
-from sidecar.keys import Keys
+from sidecar.keys import Keys, TraefikKeys
 from sidecar.model import Project
 
 T = TypeVar("T")
@@ -185,3 +185,84 @@ class Store:
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
         key = self.keys.hashes(service)
         return self._call(lambda: [k for k, _ in self.r.hscan_iter(key, match=pattern)])
+
+    # --- rotation ------------------------------------------------------------------------
+    def enable_keyspace_events(self) -> None:
+        """Traefik's provider watches keyspace events; it does not re-enable them after a
+        Redis restart (traefik#6832), so the sidecar sets them on every (re)connect."""
+        try:
+            current = str(
+                self._call(lambda: self.r.config_get("notify-keyspace-events")).get(
+                    "notify-keyspace-events", ""
+                )
+            )
+            wanted = "".join(sorted(set(current) | set("KEA")))
+            if set(wanted) != set(current):
+                self._call(lambda: self.r.config_set("notify-keyspace-events", wanted))
+        except redis.ResponseError as exc:  # CONFIG disabled (managed Redis): say so once
+            logger.warning(
+                "cannot enable keyspace notifications ({}); set "
+                "notify-keyspace-events KEA in redis.conf for Traefik",
+                exc,
+            )
+
+    def publish_rotation(
+        self,
+        service: str,
+        urls: list[str],
+        instances: Mapping[str, str],
+        traefik: TraefikKeys,
+        rule: str,
+        entrypoints: tuple[str, ...],
+    ) -> None:
+        """Write the rotation list, the instance table and Traefik's keys in one MULTI/EXEC,
+        so no reader sees a half-written set. Within it the service's servers are written
+        before its router, and an empty rotation deletes the router before the servers."""
+        servers_prefix = traefik.lb_servers(service) + "/"
+        router = traefik.router(service)
+
+        def write() -> None:
+            stale = [
+                k
+                for k in self.r.scan_iter(match=_glob_escape(servers_prefix) + "*", count=500)
+                if _server_index(str(k), servers_prefix) >= len(urls)
+            ]
+            stale += [
+                k
+                for k in self.r.scan_iter(match=_glob_escape(router + "/entrypoints/") + "*")
+                if not urls or _server_index(str(k), router + "/entrypoints/") >= len(entrypoints)
+            ]
+            pipe = self.r.pipeline(transaction=True)
+            if not urls:
+                pipe.delete(router + "/rule", router + "/service")
+            if stale:
+                pipe.delete(*stale)
+            for i, url in enumerate(urls):
+                pipe.set(traefik.server_url(service, i), url)
+            if urls:
+                pipe.set(router + "/service", traefik.name(service))
+                for i, ep in enumerate(entrypoints):
+                    pipe.set(f"{router}/entrypoints/{i}", ep)
+                pipe.set(router + "/rule", rule)
+            key = self.keys.rotation(service)
+            pipe.delete(key)
+            if urls:
+                pipe.rpush(key, *urls)
+            pipe.delete(self.keys.instances(service))
+            if instances:
+                table: dict[Field, Field] = {str(k): v for k, v in instances.items()}
+                pipe.hset(self.keys.instances(service), mapping=table)
+            pipe.execute()
+
+        self._call(write)
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def _server_index(key: str, prefix: str) -> int:
+    try:
+        return int(key[len(prefix) :].split("/", 1)[0])
+    except ValueError:
+        return 1 << 30  # not ours to keep: remove

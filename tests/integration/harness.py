@@ -268,13 +268,10 @@ class Sidecar:
         return len(self.events("build-started", service))
 
     def idle(self) -> bool:
-        """No build running or queued: every build-started has its end event."""
-        started = len(self.events("build-started"))
-        ended = sum(
-            len(self.events(k))
-            for k in ("build-succeeded", "build-failed", "build-cancelled", "deploy-failed")
-        )
-        return started == ended
+        """No job running or queued: every `*-started` event has its `job-finished`."""
+        events = self.events()
+        started = sum(1 for e in events if e.get("event", "").endswith("-started"))
+        return started == sum(1 for e in events if e.get("event") == "job-finished")
 
     def settle(self, quiet: float = 1.0, timeout: float = 60) -> None:
         """Wait until the sidecar has been idle for `quiet` seconds (debounce + builds done)."""

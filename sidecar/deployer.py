@@ -1,0 +1,177 @@
+"""Executes rollouts and scale changes of served services: start new instances through
+compose, wait until healthy, join them to the rotation, then retire old ones after the proxy
+has let go of them. Runs in a worker thread; all decisions come from `planner`."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from loguru import logger
+
+from sidecar.compose import Compose, Instance
+from sidecar.health import wait_healthy
+from sidecar.model import ServiceSpec
+from sidecar.planner import plan_rollout, plan_scale
+from sidecar.rotation import Rotation
+from sidecar.serving import ServeSpec
+
+EventSink = Callable[..., None]
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    ok: bool
+    detail: str
+    started: int = 0
+    retired: int = 0
+
+
+class Deployer:
+    def __init__(
+        self,
+        compose: Compose,
+        rotation: Rotation,
+        events: EventSink,
+        cancel: threading.Event,
+        url_mode: str = "network",
+        network: str | None = None,
+    ) -> None:
+        self.compose = compose
+        self.rotation = rotation
+        self.events = events
+        self.cancel = cancel
+        self.url_mode = url_mode
+        self.network = network
+
+    # --- addressing ----------------------------------------------------------------------
+    def target(self, inst: Instance, spec: ServeSpec) -> tuple[str, tuple[str, int]] | None:
+        """The URL the proxy uses for an instance, and where the health probe connects."""
+        if self.url_mode == "host":
+            port = inst.host_ports.get(spec.port)
+            return (f"http://127.0.0.1:{port}", ("127.0.0.1", port)) if port else None
+        network = self.network or f"{self.compose.project_name}_default"
+        ip = inst.address(network)
+        return (f"http://{ip}:{spec.port}", (ip, spec.port)) if ip else None
+
+    # --- entry points --------------------------------------------------------------------
+    def rollout(self, svc: ServiceSpec) -> DeployResult:
+        """Replace every running instance with one of the current image and definition."""
+        spec = self._prepare(svc)
+        running = self._running(svc)
+        started = retired = 0
+        for n, batch in enumerate(
+            plan_rollout([i.id for i in running], svc.replicas, spec.rollout.parallelism)
+        ):
+            if n and spec.rollout.delay and self.cancel.wait(spec.rollout.delay):
+                break
+            if spec.rollout.order == "stop-first":
+                retired += self._retire(svc, list(batch.retire), spec)
+            ok, count = self._start(svc, batch.start, spec)
+            started += count
+            if not ok:
+                if spec.rollout.failure_action == "pause":
+                    return DeployResult(
+                        False,
+                        "rollout paused: a new instance failed its "
+                        "health check; the old instances keep serving",
+                        started,
+                        retired,
+                    )
+                continue
+            if spec.rollout.order == "start-first":
+                retired += self._retire(svc, list(batch.retire), spec)
+            if self.cancel.is_set():
+                return DeployResult(False, "cancelled", started, retired)
+        return DeployResult(True, f"rolled out {started} new, retired {retired}", started, retired)
+
+    def converge(self, svc: ServiceSpec) -> DeployResult:
+        """Reach the declared replica count and rotation without replacing healthy instances."""
+        spec = self._prepare(svc)
+        running = self._running(svc)
+        members = self.rotation.members(svc.name)
+        for cid in set(members) - {i.id for i in running}:
+            self.rotation.remove(svc.name, cid, state="gone")
+        for inst in running:
+            if inst.id not in members:
+                self._admit(svc, inst, spec)
+        serving = [i.id for i in running if i.id in self.rotation.members(svc.name)]
+        batch = plan_scale(serving, svc.replicas)
+        ok, started = self._start(svc, batch.start, spec) if batch.start else (True, 0)
+        retired = self._retire(svc, list(batch.retire), spec)
+        extra = [i.id for i in running if i.id not in serving and i.id not in batch.retire]
+        if extra and len(self.rotation.members(svc.name)) >= svc.replicas:
+            self.compose.stop_remove(extra)  # unhealthy leftovers beyond the declared count
+        detail = f"{len(self.rotation.members(svc.name))}/{svc.replicas} serving"
+        return DeployResult(ok, detail, started, retired)
+
+    def unserve(self, service: str) -> None:
+        self.rotation.drop(service)
+
+    # --- steps ---------------------------------------------------------------------------
+    def _prepare(self, svc: ServiceSpec) -> ServeSpec:
+        assert svc.serve is not None
+        self.rotation.configure(svc.name, svc.serve.router_rule(svc.name), svc.serve.entrypoints)
+        return svc.serve
+
+    def _running(self, svc: ServiceSpec) -> list[Instance]:
+        instances = self.compose.instances(svc.name)
+        dead = [i.id for i in instances if i.state not in ("running", "paused")]
+        if dead:  # exited leftovers would be restarted by `compose up --scale` instead of new ones
+            self.compose.stop_remove(dead, timeout=0)
+        return [i for i in instances if i.state == "running"]
+
+    def _start(self, svc: ServiceSpec, count: int, spec: ServeSpec) -> tuple[bool, int]:
+        """Start `count` new instances; join the healthy ones. (all healthy?, joined)."""
+        if count <= 0 or self.cancel.is_set():
+            return not self.cancel.is_set(), 0
+        before = {i.id for i in self.compose.instances(svc.name)}
+        result = self.compose.scale(svc.name, len(before) + count)
+        new = [i for i in self.compose.instances(svc.name) if i.id not in before]
+        if not result.ok and not new:
+            self.events("instance-start-failed", svc.name, error=result.tail)
+            return False, 0
+        joined = sum(self._admit(svc, inst, spec) for inst in new)
+        if joined and spec.rollout.proxy_settle:
+            self.cancel.wait(spec.rollout.proxy_settle)  # let the proxy route to them first
+        return joined == len(new) == count, joined
+
+    def _admit(self, svc: ServiceSpec, inst: Instance, spec: ServeSpec) -> bool:
+        """Health-check one instance and join it to the rotation, or remove it."""
+        target = self.target(inst, spec)
+        self.rotation.note(svc.name, inst.id, inst.name, "starting", target[0] if target else "")
+        reason: str | None
+        if target is None:
+            reason = f"no address on the proxy network (url_mode={self.url_mode})"
+        else:
+            reason = wait_healthy(
+                target[1], spec.health, lambda: self.compose.instance(inst.id), self.cancel
+            )
+        if reason is None and target is not None:
+            self.rotation.add(svc.name, inst.id, inst.name, target[0])
+            return True
+        logs = self.compose.logs_tail(inst.id)
+        logger.error(
+            "{}: new instance {} failed: {}; removing it\n{}", svc.name, inst.name, reason, logs
+        )
+        self.events("instance-unhealthy", svc.name, instance=inst.name, error=reason, logs=logs)
+        self.compose.stop_remove([inst.id], timeout=0)
+        self.rotation.note(svc.name, inst.id, inst.name, "gone")
+        return False
+
+    def _retire(self, svc: ServiceSpec, ids: list[str], spec: ServeSpec) -> int:
+        """Take instances out of the rotation, wait for the proxy to let go, stop them."""
+        if not ids:
+            return 0
+        members = self.rotation.members(svc.name)
+        was_serving = [cid for cid in ids if self.rotation.remove(svc.name, cid)]
+        if was_serving and self.cancel.wait(spec.rollout.proxy_settle + spec.rollout.drain):
+            # shutting down mid-drain: the proxy may still send to them, so they stay
+            for cid in was_serving:
+                self.rotation.add(svc.name, cid, cid[:12], members[cid])
+            return 0
+        self.compose.stop_remove(ids)
+        for cid in ids:
+            self.rotation.note(svc.name, cid, "", "gone")
+        return len(ids)

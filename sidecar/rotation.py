@@ -1,0 +1,131 @@
+"""Which instances serve each served service, published to Redis on every change.
+
+The one place rotation state lives. Rollouts (worker threads) and Docker events (issue 4)
+change it through this object; each change is published atomically (see Store)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+from loguru import logger
+
+from sidecar.keys import TraefikKeys
+from sidecar.store import Store, StoreUnavailable
+
+
+@dataclass
+class _Service:
+    rule: str
+    entrypoints: tuple[str, ...]
+    members: dict[str, str] = field(default_factory=dict)  # container id -> url, in order
+    states: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> instance info
+
+
+class Rotation:
+    def __init__(self, store: Store, traefik: TraefikKeys) -> None:
+        self.store = store
+        self.traefik = traefik
+        self._services: dict[str, _Service] = {}
+        self._lock = threading.RLock()
+        self.dirty: set[str] = set()  # publishes that failed (Redis away): retried later
+
+    def configure(self, service: str, rule: str, entrypoints: tuple[str, ...]) -> None:
+        with self._lock:
+            svc = self._services.get(service)
+            if svc is None:
+                self._services[service] = _Service(rule, entrypoints)
+            elif (svc.rule, svc.entrypoints) != (rule, entrypoints):
+                svc.rule, svc.entrypoints = rule, entrypoints
+            else:
+                return
+            self._publish(service)
+
+    def urls(self, service: str) -> list[str]:
+        with self._lock:
+            svc = self._services.get(service)
+            return list(svc.members.values()) if svc else []
+
+    def members(self, service: str) -> dict[str, str]:
+        with self._lock:
+            svc = self._services.get(service)
+            return dict(svc.members) if svc else {}
+
+    def note(self, service: str, cid: str, name: str, state: str, url: str = "") -> None:
+        """Record an instance's state for the instance table (published with the rotation)."""
+        with self._lock:
+            svc = self._services.get(service)
+            if svc is None:
+                return
+            if state == "gone":
+                svc.states.pop(cid, None)
+            else:
+                svc.states[cid] = {
+                    "name": name,
+                    "state": state,
+                    "url": url,
+                    "since": f"{time.time():.3f}",
+                }
+            self._publish(service)
+
+    def add(self, service: str, cid: str, name: str, url: str) -> None:
+        with self._lock:
+            svc = self._services[service]
+            svc.members[cid] = url
+            svc.states[cid] = {
+                "name": name,
+                "state": "serving",
+                "url": url,
+                "since": f"{time.time():.3f}",
+            }
+            self._publish(service)
+        logger.info("{}: {} joined the rotation ({} serving)", service, name, len(svc.members))
+
+    def remove(self, service: str, cid: str, state: str = "draining") -> bool:
+        with self._lock:
+            svc = self._services.get(service)
+            if svc is None or cid not in svc.members:
+                return False
+            del svc.members[cid]
+            if cid in svc.states:
+                svc.states[cid]["state"] = state
+                svc.states[cid]["since"] = f"{time.time():.3f}"
+            self._publish(service)
+            left = len(svc.members)
+        logger.info("{}: {} left the rotation ({} serving)", service, cid[:12], left)
+        return True
+
+    def drop(self, service: str) -> None:
+        """The service is no longer served: empty rotation, router and servers deleted."""
+        with self._lock:
+            svc = self._services.pop(service, None)
+            if svc is None:
+                return
+            try:
+                self.store.publish_rotation(service, [], {}, self.traefik, svc.rule, ())
+            except StoreUnavailable:
+                logger.warning("redis unavailable: rotation of {} not deleted", service)
+
+    def republish(self) -> None:
+        with self._lock:
+            for service in list(self._services):
+                self._publish(service)
+
+    def _publish(self, service: str) -> None:
+        svc = self._services[service]
+        instances = {cid: json.dumps(info, sort_keys=True) for cid, info in svc.states.items()}
+        try:
+            self.store.publish_rotation(
+                service,
+                list(svc.members.values()),
+                instances,
+                self.traefik,
+                svc.rule,
+                svc.entrypoints,
+            )
+            self.dirty.discard(service)
+        except StoreUnavailable:
+            self.dirty.add(service)
+            logger.warning("redis unavailable: rotation of {} not published (will retry)", service)

@@ -1,0 +1,165 @@
+"""`x-sidecar` (or `sidecar.*` labels): how a served service is routed, probed and rolled out.
+
+Pure: validated from the resolved compose config of one service. A service without either is
+not served and keeps the simple recreate of the core loop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ServeError(Exception):
+    """Invalid serving settings; the message names the service and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HealthSpec(_Strict):
+    type: Literal["http", "tcp", "docker"] = Field(
+        default="http",
+        description="http: GET `path` expects 2xx/3xx; tcp: connect; docker: the service's own "
+        "compose healthcheck (chosen automatically when the service has one).",
+    )
+    path: str = Field(default="/", description="HTTP path probed (type http).")
+    interval: float = Field(default=0.2, gt=0, le=60, description="Seconds between probes.")
+    timeout: float = Field(default=1.0, gt=0, le=60, description="Seconds one probe may take.")
+    start_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A new instance not healthy within this many seconds is removed and the "
+        "rollout fails; the old instances keep serving.",
+    )
+    successes: int = Field(default=1, ge=1, le=20, description="Consecutive good probes needed.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/") or any(c in value for c in " \r\n\t"):
+            raise ValueError("must start with / and contain no whitespace")
+        return value
+
+
+class RolloutSpec(_Strict):
+    """Modelled on Swarm's `update_config`."""
+
+    parallelism: int = Field(default=1, ge=1, le=100, description="Instances replaced at once.")
+    delay: float = Field(default=0.0, ge=0, le=3600, description="Pause between batches (s).")
+    order: Literal["start-first", "stop-first"] = Field(
+        default="start-first",
+        description="start-first: the new instance serves before the old one leaves (zero "
+        "downtime); stop-first: the old one leaves first (for services that cannot run twice).",
+    )
+    failure_action: Literal["pause", "continue"] = Field(
+        default="pause",
+        description="When a new instance fails its health check: pause (stop the rollout, the "
+        "remaining old instances keep serving) or continue with the next batch.",
+    )
+    monitor: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="Seconds a new instance is watched after joining the rotation; dying "
+        "within it counts as a failed update.",
+    )
+    proxy_settle: float = Field(
+        default=2.5,
+        ge=0,
+        le=60,
+        description="Seconds after a rotation change before relying on it: Traefik's Redis "
+        "provider applies changes at most every 2 s (providersThrottleDuration).",
+    )
+    drain: float = Field(
+        default=0.5,
+        ge=0,
+        le=600,
+        description="Extra seconds an instance removed from the rotation keeps running so "
+        "requests already sent to it can finish.",
+    )
+
+
+class ServeSpec(_Strict):
+    port: int = Field(ge=1, le=65535, description="Container port the proxy routes to.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Instances to run; default: `deploy.replicas`, `scale`, else 1.",
+    )
+    rule: str | None = Field(
+        default=None,
+        description="Traefik router rule; default ``Host(`<service>.localhost`)``.",
+    )
+    entrypoints: tuple[str, ...] = Field(default=("web",), description="Traefik entrypoints.")
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+
+    def router_rule(self, service: str) -> str:
+        return self.rule or f"Host(`{service}.localhost`)"
+
+
+def _from_labels(labels: Mapping[str, Any]) -> dict[str, Any]:
+    """`sidecar.port=8080`, `sidecar.health.path=/healthz` ... -> nested dict."""
+    out: dict[str, Any] = {}
+    for key, value in labels.items():
+        if not key.startswith("sidecar."):
+            continue
+        parts = key.split(".")[1:]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        if parts[-1] == "entrypoints":
+            node[parts[-1]] = [v.strip() for v in str(value).split(",") if v.strip()]
+        else:
+            node[parts[-1]] = value
+    return out
+
+
+def _labels(svc: Mapping[str, Any]) -> Mapping[str, Any]:
+    labels = svc.get("labels") or {}
+    if isinstance(labels, list):  # compose normalises to a mapping, but be lenient
+        labels = dict(item.split("=", 1) for item in labels if "=" in item)
+    return labels
+
+
+def parse_serve(service: str, svc: Mapping[str, Any]) -> ServeSpec | None:
+    """The service's serving spec, None when it is not served. Raises ServeError."""
+    raw: Any = svc.get("x-sidecar")
+    labels = _from_labels(_labels(svc))
+    if raw is None and not labels:
+        return None
+    if raw is None:
+        raw = labels
+    if not isinstance(raw, Mapping):
+        raise ServeError(
+            f"service {service}: x-sidecar must be a mapping, got {type(raw).__name__}"
+        )
+    data = dict(raw)
+    if svc.get("healthcheck") and not (svc["healthcheck"] or {}).get("disable"):
+        health = dict(data.get("health") or {})
+        health.setdefault("type", "docker")
+        data["health"] = health
+    try:
+        return ServeSpec.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'x-sidecar'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ServeError(f"service {service}: invalid x-sidecar: {problems}") from None
+
+
+def declared_replicas(spec: ServeSpec, svc: Mapping[str, Any]) -> int:
+    if spec.replicas is not None:
+        return spec.replicas
+    deploy = svc.get("deploy") or {}
+    if deploy.get("replicas") is not None:
+        return int(deploy["replicas"])
+    if svc.get("scale") is not None:
+        return int(svc["scale"])
+    return 1
