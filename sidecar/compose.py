@@ -110,6 +110,7 @@ class Compose:
 
     @staticmethod
     def read_dockerignores(project: Project) -> dict[str, DockerIgnore]:
+        """service name -> its rules (`<Dockerfile>.dockerignore` wins over the context's)."""
         out: dict[str, DockerIgnore] = {}
         for svc in project.built_services():
             assert svc.context is not None
@@ -118,7 +119,7 @@ class Compose:
                 candidates.insert(0, Path(svc.dockerfile + ".dockerignore"))
             for path in candidates:
                 if path.is_file():
-                    out[svc.context] = DockerIgnore.parse(path.read_text(errors="replace"))
+                    out[svc.name] = DockerIgnore.parse(path.read_text(errors="replace"))
                     break
         return out
 

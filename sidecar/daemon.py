@@ -210,16 +210,24 @@ class Daemon:
             project, Compose.read_dockerignores(project), self.ignores, self.workspace
         )
 
+    def _load(self) -> Project:
+        """The project as compose resolves it, minus the services we must not manage."""
+        project = self.compose.load()
+        excluded = set(self.settings.exclude)
+        if not excluded:
+            return project
+        kept = {n: s for n, s in project.services.items() if n not in excluded}
+        return replace(project, services=kept)
+
     def _load_initial(self) -> None:
         try:
-            project = self.compose.load()
+            project = self._load()
         except ProjectError as exc:
             self._project_invalid(exc)
             return
         self._set_project(project)
-        self._execute(
-            plan_orphans(project, self._safe_docker(self.compose.running_services, set()))
-        )
+        running: set[str] = self._safe_docker(self.compose.running_services, set())
+        self._execute(plan_orphans(project, running - set(self.settings.exclude)))
         self._startup_scan()
         plain = [s.name for s in project.services.values() if not s.served and not s.serve_error]
         if plain and not self.stopping.is_set():
@@ -259,7 +267,7 @@ class Daemon:
 
     def _reload_project(self) -> None:
         try:
-            project = self.compose.load()
+            project = self._load()
         except ProjectError as exc:
             self._project_invalid(exc)
             return

@@ -133,8 +133,21 @@ class Deployer:
             self.events("instance-start-failed", svc.name, error=result.tail)
             return False, 0
         joined = sum(self._admit(svc, inst, spec) for inst in new)
-        if joined and spec.rollout.proxy_settle:
-            self.cancel.wait(spec.rollout.proxy_settle)  # let the proxy route to them first
+        settle = spec.rollout.proxy_settle if joined else 0.0
+        self.cancel.wait(max(settle, spec.rollout.monitor))  # let the proxy route to them first
+        if spec.rollout.monitor and joined:
+            alive = {i.id for i in self.compose.instances(svc.name) if i.state == "running"}
+            for inst in new:
+                if inst.id in self.rotation.members(svc.name) and inst.id not in alive:
+                    self.rotation.remove(svc.name, inst.id, state="gone")
+                    self.events(
+                        "instance-died",
+                        svc.name,
+                        instance=inst.name,
+                        error=f"exited within the {spec.rollout.monitor:g}s monitor window",
+                        logs=self.compose.logs_tail(inst.id),
+                    )
+                    joined -= 1
         return joined == len(new) == count, joined
 
     def _admit(self, svc: ServiceSpec, inst: Instance, spec: ServeSpec) -> bool:

@@ -19,7 +19,8 @@ _BIG = 1 << 20
 def digest_file(path: str) -> str | None:
     """Digest of a regular file, None when it does not exist (or is not a regular file)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO in a context must not hang the scan
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return _digest_link(path)
     try:

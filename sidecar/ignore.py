@@ -28,7 +28,7 @@ DEFAULT_IGNORES: tuple[str, ...] = (
     "*.swx",
     "*~",
     ".#*",
-    "#*#",
+    "\\#*#",
     "4913",
     ".DS_Store",
     "*___jb_tmp___",
@@ -50,8 +50,8 @@ def _char_class(pattern: str, i: int) -> tuple[str, int]:
     if j == -1:
         return re.escape("["), i
     body = pattern[i + 1 : j].replace("\\", "\\\\")
-    if body[:1] in ("!", "^"):
-        body = "^" + body[1:]
+    if body[:1] == "!":
+        body = "\\!" + body[1:]  # Go's filepath.Match negates with ^ only
     return f"[{body}]", j
 
 
@@ -93,9 +93,11 @@ class DockerIgnore:
     @classmethod
     def parse(cls, text: str) -> DockerIgnore:
         patterns = []
-        for raw in text.splitlines():
+        for raw in text.removeprefix("\ufeff").splitlines():
+            if raw.startswith("#"):  # moby: a comment only when # is the very first character
+                continue
             line = raw.strip()
-            if not line or line.startswith("#"):
+            if not line:
                 continue
             exclusion = line.startswith("!")
             if exclusion:

@@ -31,7 +31,8 @@ class _Root:
     root: str
     context: str | None
     dockerignore: DockerIgnore
-    rule_ignore: IgnoreList | None
+    # develop.watch `ignore`: .dockerignore syntax anchored at the rule's path, as compose does
+    rule_ignore: DockerIgnore | None
 
 
 class PathMapper:
@@ -55,13 +56,14 @@ class PathMapper:
         self._roots: list[_Root] = []
         self._dockerfiles: dict[str, set[str]] = {}
         for svc in project.built_services():
-            self._add_service(svc, dockerignores.get(svc.context or "", DockerIgnore()))
+            rules = dockerignores.get(svc.name) or dockerignores.get(svc.context or "")
+            self._add_service(svc, rules or DockerIgnore())
         self._project_files = {posixpath.normpath(f) for f in project.compose_files}
 
     def _add_service(self, svc: ServiceSpec, dockerignore: DockerIgnore) -> None:
         if svc.watch:
             for rule in svc.watch:
-                rule_ignore = IgnoreList(rule.ignore) if rule.ignore else None
+                rule_ignore = DockerIgnore.parse("\n".join(rule.ignore)) if rule.ignore else None
                 self._roots.append(
                     _Root(svc.name, rule.path, svc.context, dockerignore, rule_ignore)
                 )
@@ -80,18 +82,26 @@ class PathMapper:
                 roots.append(root)
         return roots
 
+    def _ignore_base(self, path: str) -> str | None:
+        """What the sidecar's ignore list is relative to: the workspace, or for a path outside
+        it, the outermost watch root holding it."""
+        if _under(path, self.workspace):
+            return self.workspace
+        holding = [r.root for r in self._roots if _under(path, r.root)]
+        return min(holding, key=len) if holding else None
+
     def _ignored_by_sidecar(self, path: str) -> bool:
-        if not _under(path, self.workspace):
+        base = self._ignore_base(path)
+        if base is None or path == base:
             return False
-        rel = _rel(path, self.workspace)
-        return rel != "." and self.ignores.ignores_file(rel)
+        return self.ignores.ignores_file(_rel(path, base))
 
     def _root_includes(self, root: _Root, path: str) -> bool:
         if not _under(path, root.root):
             return False
         if root.rule_ignore is not None:
             rel = _rel(path, root.root)
-            if rel != "." and root.rule_ignore.ignores_file(rel):
+            if rel != "." and root.rule_ignore.excludes(rel):
                 return False
         if root.context and _under(path, root.context):
             rel = _rel(path, root.context)
@@ -136,7 +146,9 @@ class PathMapper:
         path = posixpath.normpath(path)
         if self._ignored_dir_by_sidecar(path):
             return True
-        covering = [r for r in self._roots if _under(path, r.root) and r.root != path]
+        if any(r.root == path for r in self._roots):
+            return False  # a watch root itself is never pruned, whatever an outer context says
+        covering = [r for r in self._roots if _under(path, r.root)]
         if not covering:
             return False
         return all(self._root_prunes(r, path) for r in covering) and not any(
@@ -144,13 +156,16 @@ class PathMapper:
         )
 
     def _ignored_dir_by_sidecar(self, path: str) -> bool:
-        if not _under(path, self.workspace) or path == self.workspace:
+        base = self._ignore_base(path)
+        if base is None or path == base:
             return False
-        return self.ignores.ignores_dir(_rel(path, self.workspace))
+        return self.ignores.ignores_dir(_rel(path, base))
 
     @staticmethod
     def _root_prunes(root: _Root, path: str) -> bool:
-        if root.rule_ignore is not None and root.rule_ignore.ignores_dir(_rel(path, root.root)):
+        if root.rule_ignore is not None and root.rule_ignore.excludes_dir_entirely(
+            _rel(path, root.root)
+        ):
             return True
         if root.context and _under(path, root.context) and path != root.context:
             return root.dockerignore.excludes_dir_entirely(_rel(path, root.context))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -45,6 +46,8 @@ class ServiceSpec:
     image: str | None = None
     # Digest of the whole resolved service definition: a change means "recreate".
     config_digest: str = ""
+    # Digest of the build section alone: a change means "rebuild first".
+    build_digest: str = ""
     # Free-form `x-*` extensions.
     extensions: Mapping[str, Any] = field(default_factory=dict)
     # Served services (x-sidecar / sidecar.* labels): routed, health-checked, rolled out.
@@ -90,7 +93,12 @@ def _digest(obj: Any) -> str:
 
 def _join(base: str, path: str) -> str:
     p = PurePosixPath(path)
-    return str(p if p.is_absolute() else PurePosixPath(base) / p)
+    return posixpath.normpath(str(p if p.is_absolute() else PurePosixPath(base) / p))
+
+
+def _is_remote(context: str) -> bool:
+    """Compose/buildx remote contexts: URLs, git SSH addresses, `github.com/...` shorthands."""
+    return "://" in context or context.startswith(("git@", "github.com/"))
 
 
 def _parse_build(build: Any, working_dir: str) -> tuple[str | None, str | None]:
@@ -99,7 +107,7 @@ def _parse_build(build: Any, working_dir: str) -> tuple[str | None, str | None]:
     if isinstance(build, str):
         build = {"context": build}
     context = build.get("context")
-    if not context or "://" in str(context):
+    if not context or _is_remote(str(context)):
         # Remote (git/URL) contexts have nothing local to watch.
         return None, None
     context = _join(working_dir, str(context))
@@ -171,6 +179,7 @@ def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()
             watch=_parse_watch(svc.get("develop"), working_dir),
             image=svc.get("image"),
             config_digest=_digest(_instance_definition(svc)),
+            build_digest=_digest(svc.get("build")),
             extensions=extensions,
             serve=serve,
             serve_error=serve_error,

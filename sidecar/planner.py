@@ -32,7 +32,11 @@ class Action:
 
 
 def _build_changed(old: ServiceSpec, new: ServiceSpec) -> bool:
-    return (old.context, old.dockerfile) != (new.context, new.dockerfile)
+    """Context, Dockerfile, args, target, inline Dockerfile...: anything of `build:`."""
+    return old.build_digest != new.build_digest or (old.context, old.dockerfile) != (
+        new.context,
+        new.dockerfile,
+    )
 
 
 def _change_kind(prev: ServiceSpec, svc: ServiceSpec) -> Kind | None:

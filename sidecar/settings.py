@@ -3,6 +3,7 @@ default is what it is; the README's configuration table is generated from these 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     project_name: str | None = Field(
         default=None,
         description="Compose project name. Empty: Compose's default (the directory name).",
+        json_schema_extra=group("project"),
+    )
+    exclude: ListOfStr = Field(
+        default_factory=list,
+        description="Services (comma-separated) the sidecar never builds, scales, restarts or "
+        "stops: itself, Redis and the proxy when they run in the same compose project.",
         json_schema_extra=group("project"),
     )
     profiles: ListOfStr = Field(
@@ -158,7 +165,7 @@ class Settings(BaseSettings):
         json_schema_extra=group("logging"),
     )
 
-    @field_validator("compose_files", "ignore", "profiles", mode="before")
+    @field_validator("compose_files", "ignore", "profiles", "exclude", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -182,32 +189,12 @@ class Settings(BaseSettings):
 
 
 def redact_url(url: str) -> str:
-    """`redis://user:secret@host` -> `redis://user:***@host` (for logs and status)."""
+    """`redis://user:secret@host` -> `redis://user:***@host` (for logs and status); a
+    `?password=` query parameter is hidden too."""
+    url = re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
     creds, _, host = rest.rpartition("@")
     user = creds.split(":", 1)[0] if ":" in creds else ""
     return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
-
-
-def markdown_table() -> str:
-    """The README's configuration table, generated from the fields (a test keeps them equal)."""
-    rows = ["| setting | env / flag | default | group | meaning |", "|---|---|---|---|---|"]
-    for name, field in Settings.model_fields.items():
-        if field.default_factory is not None:
-            default = {"workspace": "current directory"}.get(name, "(empty)")
-        else:
-            value = field.default
-            if isinstance(value, SecretStr):
-                value = value.get_secret_value()
-            default = "(empty)" if value is None else f"`{value}`"
-        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
-        desc = (field.description or "").replace("|", "\\|")
-        env = f"`SIDECAR_{name.upper()}` / `--{name.replace('_', '-')}`"
-        rows.append(f"| {name} | {env} | {default} | {extra.get('group', '')} | {desc} |")
-    return "\n".join(rows)
-
-
-if __name__ == "__main__":
-    print(markdown_table())

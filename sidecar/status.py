@@ -16,10 +16,11 @@ def collect(r: redis.Redis, keys: Keys) -> dict[str, Any]:
     ttl_ms = r.pttl(keys.heartbeat)
     beat = json.loads(str(beat_raw)) if beat_raw else None
     names = sorted(str(n) for n in r.smembers(keys.services))
-    services = {}
+    services: dict[str, dict[str, Any]] = {}
     for name in names:
-        info = {str(k): str(v) for k, v in r.hgetall(keys.service(name)).items()}
+        info: dict[str, Any] = {str(k): str(v) for k, v in r.hgetall(keys.service(name)).items()}
         info["files"] = str(max(0, int(r.hlen(keys.hashes(name))) - 1))
+        info["rotation"] = [str(u) for u in r.lrange(keys.rotation(name), 0, -1)]
         services[name] = info
     return {
         "project": keys.project,
@@ -48,7 +49,7 @@ def render(state: dict[str, Any]) -> str:
     err = state["project_info"].get("load_error")
     if err:
         lines.append(f"compose file error (last good model kept): {err.splitlines()[-1]}")
-    header = ("SERVICE", "CONTEXT", "FILES", "LAST BUILD", "RESULT", "DURATION")
+    header = ("SERVICE", "CONTEXT", "FILES", "LAST BUILD", "RESULT", "DURATION", "ROTATION")
     rows = [header]
     for name, info in state["services"].items():
         at = info.get("last_build_at")
@@ -62,6 +63,7 @@ def render(state: dict[str, Any]) -> str:
                 f"{float(info['last_build_duration']):.2f}s"
                 if info.get("last_build_duration")
                 else "-",
+                str(len(info.get("rotation") or [])) if info.get("rotation") else "-",
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]

@@ -1,19 +1,20 @@
-"""The README's configuration table and key table stay true to the code."""
+"""The README's generated tables and key table stay true to the code."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from sidecar.keys import Keys
-from sidecar.settings import markdown_table
+from sidecar.docs import render
+from sidecar.keys import Keys, TraefikKeys
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
 
-def test_config_table_is_generated_from_settings() -> None:
-    block = README.split("<!-- config-table:start -->\n")[1].split("\n<!-- config-table:end -->")[0]
-    assert block == markdown_table(), "regenerate with: python -m sidecar.settings"
+def test_generated_tables_are_current() -> None:
+    assert "<!-- config-table:start -->" in README
+    assert "<!-- serving-table:start -->" in README
+    assert render(README) == README, "regenerate with: python -m sidecar.docs README.md"
 
 
 def test_every_key_is_documented() -> None:
@@ -25,8 +26,13 @@ def test_every_key_is_documented() -> None:
         keys.project_info,
         keys.service("<svc>"),
         keys.hashes("<svc>"),
+        keys.rotation("<svc>"),
+        keys.instances("<svc>"),
     ]
     for name in names:
         assert f"`{name}`" in README, f"{name} missing from the README's key table"
     documented = set(re.findall(r"`(sidecar:<project>:[^`]+)`", README))
     assert documented == set(names), "the README documents a key the code does not have"
+    traefik = TraefikKeys("traefik", "<project>")
+    assert f"`{traefik.router('<svc>')}/rule`" in README
+    assert f"`{traefik.server_url('<svc>', 0).replace('/0/', '/<i>/')}`" in README

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import RedisServer, Sidecar, Workspace
+from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +59,11 @@ def sidecar(
     for sc in made:
         sc.stop()
         sc.cleanup_keys()
+
+
+@pytest.fixture
+def traefik(redis_server: RedisServer, tmp_path: Path) -> Iterator[Traefik]:
+    proxy = Traefik(redis_server.port, tmp_path / "traefik.log")
+    proxy.start()
+    yield proxy
+    proxy.stop()

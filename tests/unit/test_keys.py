@@ -1,0 +1,70 @@
+"""Every Redis key lives under `<prefix>:<project>:`."""
+
+from __future__ import annotations
+
+import inspect
+from fnmatch import fnmatchcase
+
+import pytest
+
+from sidecar.keys import Keys
+
+PAIRS = [("sidecar", "shop"), ("sc", "my-project"), ("test-1234", "p"), ("sidecar", "a_b.c")]
+
+
+def all_keys(keys: Keys, service: str = "web") -> dict[str, str]:
+    """Every key the class can produce (new properties/methods are picked up automatically)."""
+    out: dict[str, str] = {}
+    for name, attr in vars(Keys).items():
+        if name.startswith("_") or name in ("base", "pattern"):
+            continue
+        if isinstance(attr, property):
+            out[name] = getattr(keys, name)
+        elif inspect.isfunction(attr):
+            params = list(inspect.signature(attr).parameters)[1:]
+            out[name] = getattr(keys, name)(*[service] * len(params))
+    return out
+
+
+def test_every_known_key_is_enumerated() -> None:
+    names = set(all_keys(Keys("p", "q")))
+    assert {"heartbeat", "services", "service", "hashes", "events", "project_info"} <= names
+
+
+@pytest.mark.parametrize(("prefix", "project"), PAIRS)
+def test_every_key_starts_with_prefix_and_project(prefix: str, project: str) -> None:
+    keys = Keys(prefix, project)
+    assert keys.base == f"{prefix}:{project}"
+    for name, key in all_keys(keys).items():
+        assert key.startswith(f"{prefix}:{project}:"), name
+        assert len(key) > len(f"{prefix}:{project}:"), name
+
+
+@pytest.mark.parametrize(("prefix", "project"), PAIRS)
+def test_pattern_matches_every_key(prefix: str, project: str) -> None:
+    keys = Keys(prefix, project)
+    assert keys.pattern() == f"{prefix}:{project}:*"
+    for key in all_keys(keys).values():
+        assert fnmatchcase(key, keys.pattern())
+
+
+def test_keys_are_distinct() -> None:
+    keys = Keys("sidecar", "shop")
+    values = list(all_keys(keys).values())
+    assert len(values) == len(set(values))
+
+
+def test_per_service_keys_name_the_service() -> None:
+    keys = Keys("sidecar", "shop")
+    assert keys.service("web") == "sidecar:shop:service:web"
+    assert keys.hashes("web") == "sidecar:shop:hashes:web"
+    assert keys.service("web") != keys.service("api")
+    assert keys.hashes("web") != keys.service("web")
+
+
+def test_projects_do_not_see_each_other() -> None:
+    shop, shop2 = Keys("sidecar", "shop"), Keys("sidecar", "shop2")
+    for key in all_keys(shop2).values():
+        assert not fnmatchcase(key, shop.pattern())
+    for key in all_keys(shop).values():
+        assert not fnmatchcase(key, shop2.pattern())
