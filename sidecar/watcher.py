@@ -64,11 +64,15 @@ class WatchLimitError(Exception):
 
 
 def _read_limit() -> str:
-    try:
-        with open("/proc/sys/fs/inotify/max_user_watches") as f:
-            return f.read().strip()
-    except OSError:
-        return "unknown"
+    """The effective limit: the user namespace's own (/proc/sys/user) may be lower."""
+    values = []
+    for path in ("/proc/sys/fs/inotify/max_user_watches", "/proc/sys/user/max_inotify_watches"):
+        try:
+            with open(path) as f:
+                values.append(int(f.read().strip()))
+        except (OSError, ValueError):
+            continue
+    return str(min(values)) if values else "unknown"
 
 
 class TreeWatcher:
@@ -133,7 +137,7 @@ class TreeWatcher:
                 wd = self._fd.add_callback(os.fsencode(path), _MASK, self, _CB_ID)
         except OSError as exc:
             if exc.errno == errno.ENOSPC:
-                raise WatchLimitError(self.watch_count + self._count_dirs()) from None
+                raise WatchLimitError(max(self._count_dirs(), self.watch_count + 1)) from None
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.EACCES):
                 return False
             raise

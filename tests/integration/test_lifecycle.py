@@ -40,3 +40,30 @@ def test_sigint_during_build_leaves_no_half_made_containers(
     assert took < 8
     after = workspace.containers("web", all_=True)
     assert len(after) == len(before) == 1, "exactly one web container, old or new"
+
+
+def test_out_of_inotify_watches_is_a_clear_error(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    workspace.add_service("web")
+    for i in range(10):
+        workspace.write(f"web/www/d{i}/x.html", "x\n")
+    workspace.write_compose()
+    sc = sidecar()
+    # a user namespace with a watch limit of 3: real exhaustion, nothing else affected
+    script = "echo 3 > /proc/sys/user/max_inotify_watches && exec " + " ".join(
+        [sys.executable, "-m", "sidecar", "run"]
+    )
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "sh", "-c", script],
+        env=sc.env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    assert "out of inotify watches" in proc.stderr
+    assert "needs about 1" in proc.stderr  # 13+ directories: the count is given
+    assert "sysctl -w fs.inotify.max_user_watches=" in proc.stderr
+    assert "Traceback" not in proc.stderr
