@@ -3,6 +3,7 @@ already-read ignore rules, answers questions about absolute paths without touchi
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,6 +34,50 @@ class _Root:
     dockerignore: DockerIgnore
     # develop.watch `ignore`: .dockerignore syntax anchored at the rule's path, as compose does
     rule_ignore: DockerIgnore | None
+
+
+def _prefix(directory: str, root: str) -> str:
+    """`directory` relative to `root`, as a prefix for file names ('' for the root itself)."""
+    if directory == root:
+        return ""
+    return directory[len(root.rstrip("/")) + 1 :] + "/"
+
+
+@dataclass(frozen=True)
+class _FileCheck:
+    """One root covering a directory, with what is left to check per file."""
+
+    service: str
+    rule_ignore: DockerIgnore | None
+    rule_prefix: str
+    dockerignore: DockerIgnore
+    ctx_prefix: str | None  # None: the directory lies outside the build context
+
+    def includes(self, name: str) -> bool:
+        if self.rule_ignore is not None and self.rule_ignore.excludes(self.rule_prefix + name):
+            return False
+        if self.ctx_prefix is None:
+            return True
+        rel = self.ctx_prefix + name
+        return rel == ".dockerignore" or not self.dockerignore.excludes_in_kept_dir(rel)
+
+
+@dataclass(frozen=True)
+class DirRules:
+    """Classifies the files of one directory (see PathMapper.dir_rules)."""
+
+    ignore_prefix: str | None  # None: the sidecar's ignore list does not apply
+    ignores: IgnoreList
+    checks: tuple[_FileCheck, ...]
+
+    def services(self, name: str) -> set[str]:
+        if not self.checks:
+            return set()
+        if self.ignore_prefix is not None and self.ignores.ignores_file_in_kept_dir(
+            self.ignore_prefix + name
+        ):
+            return set()
+        return {c.service for c in self.checks if c.includes(name)}
 
 
 class PathMapper:
@@ -96,30 +141,48 @@ class PathMapper:
             return False
         return self.ignores.ignores_file(_rel(path, base))
 
-    def _root_includes(self, root: _Root, path: str) -> bool:
-        if not _under(path, root.root):
-            return False
-        if root.rule_ignore is not None:
-            rel = _rel(path, root.root)
-            if rel != "." and root.rule_ignore.excludes(rel):
-                return False
-        if root.context and _under(path, root.context):
-            rel = _rel(path, root.context)
-            if rel in (".dockerignore",):
-                return True
-            return rel == "." or not root.dockerignore.excludes(rel)
-        return True
-
     def services_for(self, path: str) -> set[str]:
         """The services whose build a change of `path` affects (empty: nothing to do)."""
         path = posixpath.normpath(path)
         hit = set(self._dockerfiles.get(path, ()))
-        if self._ignored_by_sidecar(path):
-            return hit
-        for root in self._roots:
-            if root.service not in hit and self._root_includes(root, path):
-                hit.add(root.service)
-        return hit
+        hit |= {r.service for r in self._roots if r.root == path}
+        parent, name = posixpath.split(path)
+        return hit | self.dir_rules(parent).services(name)
+
+    def dir_rules(self, directory: str) -> DirRules:
+        """Everything about `directory` that its files share, worked out once (cached):
+        which roots cover it, whether an ignore rule already excludes it as a whole."""
+        return self._dir_rules(posixpath.normpath(directory))
+
+    @functools.lru_cache(maxsize=8192)  # noqa: B019 - the mapper is immutable and short-lived
+    def _dir_rules(self, directory: str) -> DirRules:
+        base = self._ignore_base(directory + "/x")
+        ign_prefix = None
+        if base is not None:
+            rel_dir = _rel(directory, base)
+            if rel_dir != "." and self.ignores.ignores_dir(rel_dir):
+                return DirRules(None, self.ignores, ())
+            ign_prefix = "" if rel_dir == "." else rel_dir + "/"
+        checks = []
+        for r in self._roots:
+            if not _under(directory + "/x", r.root):
+                continue
+            rule_prefix = _prefix(directory, r.root)
+            if (
+                r.rule_ignore is not None
+                and rule_prefix
+                and r.rule_ignore.excludes(rule_prefix.rstrip("/"))
+            ):
+                continue
+            ctx_prefix = None
+            if r.context and _under(directory + "/x", r.context):
+                ctx_prefix = _prefix(directory, r.context)
+                if ctx_prefix and r.dockerignore.excludes_dir_entirely(ctx_prefix.rstrip("/")):
+                    continue
+            checks.append(
+                _FileCheck(r.service, r.rule_ignore, rule_prefix, r.dockerignore, ctx_prefix)
+            )
+        return DirRules(ign_prefix, self.ignores, tuple(checks))
 
     def map_paths(self, paths: Iterable[str]) -> dict[str, set[str]]:
         """service -> the given paths that affect it."""
@@ -176,6 +239,8 @@ class PathMapper:
 
     def rel(self, path: str) -> str:
         """How a path is named in Redis: relative to the workspace (stable across mounts)."""
+        if path.startswith(self.workspace + "/"):
+            return path[len(self.workspace) + 1 :]
         return _rel(path, self.workspace) if _under(path, self.workspace) else path
 
     def abs(self, rel: str) -> str:
