@@ -27,6 +27,8 @@ from sidecar.settings import Settings
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
 _TAIL = 40
+# how long a command that is already changing containers may overrun its timeout
+_FINISH_GRACE = 120.0
 
 
 def default_project_name(workspace: Path) -> str:
@@ -65,6 +67,8 @@ class CommandResult:
     tail: str
     cancelled: bool = False
     timed_out: bool = False
+    # compose got as far as creating/stopping containers (for `up --build`: the build passed)
+    touched: bool = False
 
 
 class Compose:
@@ -127,12 +131,21 @@ class Compose:
     def build(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
         return self._run(self._cmd("build", service), cancel, timeout)
 
+    def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
+        """Build and recreate in one compose run (one start-up of compose instead of two: about
+        0.1 s off every edit). A failing build leaves the containers untouched; cancelling
+        only interrupts the build phase (see `_run`)."""
+        return self._run(self._cmd("up", "-d", "--no-deps", "--build", service), cancel, timeout)
+
     def up(self, services: list[str], build: bool = False) -> CommandResult:
         """Create or recreate only these services' containers (no dependents, no others)."""
         args = ["up", "-d", "--no-deps"] + ([] if build else ["--no-build"])
         return self._run(self._cmd(*args, *services), None, 600)
 
     def _run(self, cmd: list[str], cancel: threading.Event | None, timeout: float) -> CommandResult:
+        """Run a compose command. `cancel` or the timeout kill its process group, but only
+        while it is still building: once it prints that containers are being touched it is
+        allowed to finish, so no half-made container is ever left behind."""
         started = time.monotonic()
         logger.debug("running {}", " ".join(cmd[-4:]))
         proc = subprocess.Popen(
@@ -143,23 +156,29 @@ class Compose:
             start_new_session=True,
         )
         tail: deque[str] = deque(maxlen=_TAIL)
-        reader = threading.Thread(target=_drain, args=(proc, tail), daemon=True)
+        touching = threading.Event()
+        reader = threading.Thread(target=_drain, args=(proc, tail, touching), daemon=True)
         reader.start()
         cancelled = timed_out = False
-        while proc.poll() is None:
-            if cancel is not None and cancel.wait(0.05):
-                cancelled = True
-            elif cancel is None:
-                time.sleep(0.02)
-            if time.monotonic() - started > timeout:
-                timed_out = True
+        while True:
+            try:
+                proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if touching.is_set() and time.monotonic() - started < timeout + _FINISH_GRACE:
+                continue
+            cancelled = cancel is not None and cancel.is_set()
+            timed_out = time.monotonic() - started > timeout
             if cancelled or timed_out:
                 _kill_group(proc)
                 break
         proc.wait()
         reader.join(timeout=2)
         ok = proc.returncode == 0 and not (cancelled or timed_out)
-        return CommandResult(ok, time.monotonic() - started, "\n".join(tail), cancelled, timed_out)
+        return CommandResult(
+            ok, time.monotonic() - started, "\n".join(tail), cancelled, timed_out, touching.is_set()
+        )
 
     # --- containers ----------------------------------------------------------------------
     def _containers(self, service: str | None = None) -> list[tuple[str, str]]:
@@ -275,12 +294,18 @@ class Compose:
         return len(ids)
 
 
-def _drain(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
+# compose's progress lines once it stops building and starts touching containers
+_TOUCHING = re.compile(r"^\s*(?:Container \S+\s+\w+|\S+\s+Built)\s*$")
+
+
+def _drain(proc: subprocess.Popen[bytes], tail: deque[str], touching: threading.Event) -> None:
     assert proc.stdout is not None
     for raw in proc.stdout:
         line = raw.decode(errors="replace").rstrip()
         if line:
             tail.append(line)
+            if _TOUCHING.match(line):
+                touching.set()
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -415,12 +415,20 @@ class Daemon:
         started = time.time()
         build = deploy = None
         try:
-            if kind is Kind.BUILD:
-                build = self.compose.build(
+            if kind is Kind.BUILD and not svc.served:
+                # one compose run builds and recreates; it reports whether it got past the build
+                both = self.compose.build_and_up(
                     svc.name, self.cancel_builds, self.settings.build_timeout_s
                 )
-            if (build is None or build.ok) and not self.cancel_builds.is_set():
-                deploy = self._deploy(svc, kind)
+                build = replace(both, ok=True) if both.touched else both
+                deploy = both if both.touched else None
+            else:
+                if kind is Kind.BUILD:
+                    build = self.compose.build(
+                        svc.name, self.cancel_builds, self.settings.build_timeout_s
+                    )
+                if (build is None or build.ok) and not self.cancel_builds.is_set():
+                    deploy = self._deploy(svc, kind)
         except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
             logger.exception("{} job for {} crashed", kind.value, svc.name)
             failed = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")

@@ -49,8 +49,8 @@ def http_get(port: int, path: str = "/", timeout: float = 1.0) -> str | None:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
             return str(r.read().decode().strip())
-    except (urllib.error.URLError, OSError):
-        return None
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
+        return None  # not served (yet): a container going away mid-response counts too
 
 
 class RedisServer:
