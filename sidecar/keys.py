@@ -23,6 +23,12 @@ class Keys:
         return f"{self.base}:heartbeat"
 
     @property
+    def sentinel(self) -> str:
+        """STRING without TTL, set by the daemon: when it is missing, Redis lost the
+        daemon's state (restart, flush) and everything is re-published."""
+        return f"{self.base}:sentinel"
+
+    @property
     def services(self) -> str:
         """SET of the service names of the project model, as last loaded."""
         return f"{self.base}:services"

@@ -176,3 +176,35 @@ def plan_scale(current: list[str], replicas: int) -> Batch:
     if missing >= 0:
         return Batch(missing, ())
     return Batch(0, tuple(current[replicas:]))
+
+
+@dataclass
+class CrashLoop:
+    """Restart pacing for instances that die on their own: the first replacement is
+    immediate, later ones back off exponentially (capped); `max_failures` deaths within
+    `window` seconds mark the service failed instead of restarting it forever."""
+
+    base: float = 1.0
+    cap: float = 30.0
+    window: float = 120.0
+    max_failures: int = 5
+    deaths: dict[str, list[float]] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+
+    def record(self, service: str, now: float) -> float | None:
+        """A death: seconds to wait before replacing it, or None when the service has just
+        been marked failed (stop replacing until `reset`)."""
+        recent = [t for t in self.deaths.get(service, []) if now - t < self.window]
+        recent.append(now)
+        self.deaths[service] = recent
+        if len(recent) >= self.max_failures:
+            self.failed.add(service)
+            return None
+        if len(recent) == 1:
+            return 0.0
+        return float(min(self.cap, self.base * 2 ** (len(recent) - 2)))
+
+    def reset(self, service: str) -> None:
+        """A new build, rollout or explicit command: give the service a fresh start."""
+        self.deaths.pop(service, None)
+        self.failed.discard(service)

@@ -72,12 +72,13 @@ class Settings(BaseSettings):
 
     # --- watching ------------------------------------------------------------------------
     debounce_ms: int = Field(
-        default=50,
+        default=30,
         ge=0,
         description="Quiet window: a batch is released after this long without a new event. "
-        "Editors write a save as 1-5 events within a few ms and a formatter on save follows "
-        "within tens of ms, so 50 ms still merges them while adding little to edit-to-live "
-        "(compose watch waits 500 ms).",
+        "An editor's save (write, or temp file + rename) arrives as 1-5 events within a few "
+        "ms, and tools that write many files write them back to back; 30 ms covers that "
+        "several times over and keeps the wait a small part of edit-to-live (compose watch "
+        "waits 500 ms). A git operation is covered by the index.lock hold, not by this.",
         json_schema_extra=group("watch"),
     )
     debounce_max_ms: int = Field(

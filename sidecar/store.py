@@ -50,7 +50,7 @@ def connect(url: str) -> redis.Redis:
         url,
         decode_responses=True,
         socket_timeout=5,
-        socket_connect_timeout=2,
+        socket_connect_timeout=1,
         health_check_interval=10,
     )
 
@@ -60,6 +60,7 @@ class Store:
         self.r = client
         self.keys = keys
         self.events_maxlen = events_maxlen
+        self.available = True
         self._retrying = Retrying(
             stop=stop_after_attempt(_ATTEMPTS),
             wait=wait_exponential(multiplier=0.1, max=1.0),
@@ -69,13 +70,34 @@ class Store:
         )
 
     def _call(self, fn: Callable[[], T]) -> T:
+        """Run one Redis operation with retries. Once Redis is known to be away every call
+        fails at once (no reconnect storm, no blocked loop) until `probe` sees it back."""
+        if not self.available:
+            raise StoreUnavailable("redis is unavailable")
         try:
             return self._retrying(fn)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if self.available:
+                logger.error(
+                    "redis unavailable: {}; running on, writes resume when it is back",
+                    type(exc).__name__,
+                )
+            self.available = False
             raise StoreUnavailable(str(exc)) from exc
 
+    def probe(self) -> bool:
+        """One quick PING; True (and available again) when Redis answers."""
+        try:
+            self.r.ping()
+        except (redis.ConnectionError, redis.TimeoutError):
+            return False
+        self.available = True
+        return True
+
     # --- liveness ------------------------------------------------------------------------
-    def heartbeat(self, started: float, ttl_s: float) -> None:
+    def heartbeat(self, started: float, ttl_s: float) -> bool:
+        """Refresh the heartbeat. True when the sentinel key was missing: this Redis has
+        not seen us before, or lost its data (restart without persistence, FLUSHALL)."""
         info = json.dumps(
             {
                 "pid": os.getpid(),
@@ -85,7 +107,14 @@ class Store:
                 "version": __version__,
             }
         )
-        self._call(lambda: self.r.set(self.keys.heartbeat, info, px=int(ttl_s * 1000)))
+
+        def write() -> bool:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.set(self.keys.heartbeat, info, px=int(ttl_s * 1000))
+            pipe.set(self.keys.sentinel, info, nx=True)
+            return bool(pipe.execute()[1])
+
+        return self._call(write)
 
     def clear_heartbeat(self) -> None:
         self._call(lambda: self.r.delete(self.keys.heartbeat))
