@@ -92,6 +92,8 @@ class CommandResult:
     timed_out: bool = False
     # compose got as far as creating/stopping containers (for `up --build`: the build passed)
     touched: bool = False
+    # False: the step found nothing to change (a converge of a service already as declared)
+    changed: bool = True
 
 
 class Compose:
@@ -107,6 +109,10 @@ class Compose:
         )
         self.project_name = settings.project_name or default_project_name(self.workspace)
         self._plugin = find_compose_plugin()
+
+    def docker_cmd(self) -> list[str]:
+        """The docker CLI invocation python-on-whales uses (host, context, config flags)."""
+        return [str(a) for a in self.docker.client_config.docker_cmd]
 
     def _cmd(self, *args: str) -> list[str]:
         cmd = [str(a) for a in self.docker.compose.docker_compose_cmd]

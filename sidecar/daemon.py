@@ -3,6 +3,7 @@ messages to its queue. Decisions come from `planner`; this module only wires and
 
 from __future__ import annotations
 
+import heapq
 import os
 import queue
 import threading
@@ -16,16 +17,19 @@ from typing import ParamSpec, TypeVar
 from loguru import logger
 
 from sidecar import logs
-from sidecar.compose import CommandResult, Compose
+from sidecar.compose import Compose
 from sidecar.debounce import Debouncer
 from sidecar.deployer import Deployer
+from sidecar.docker_events import ContainerEvent, DockerEvents, StreamState
 from sidecar.hashing import digest_many, scan, walk_files
 from sidecar.ignore import IgnoreList
+from sidecar.jobs import JobDone, JobRunner
 from sidecar.keys import Keys, TraefikKeys
 from sidecar.mapping import PathMapper
-from sidecar.model import Project, ProjectError, ServiceSpec
+from sidecar.model import Project, ProjectError
 from sidecar.planner import (
     Action,
+    CrashLoop,
     Digests,
     JobQueue,
     Kind,
@@ -49,22 +53,32 @@ class Paths:
 
 
 @dataclass(frozen=True)
-class JobDone:
-    service: str
-    kind: Kind
-    build: CommandResult | None  # None: the job built nothing
-    deploy: CommandResult | None  # None: the deploy step did not run
-    snapshot: Digests
-    reason: str
-    started: float
-
-
-@dataclass(frozen=True)
 class Wake:
     pass
 
 
-Message = Paths | JobDone | Wake
+Message = Paths | JobDone | Wake | ContainerEvent | StreamState
+
+# Events after which an instance must not receive traffic, at once.
+_LEAVE = {"die", "stop", "destroy", "pause", "oom"}
+# Signals `docker kill` sends to end a container (SIGHUP etc. do not take it out).
+_FATAL_SIGNALS = {"9", "15", "2", "3", "SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"}
+
+
+def _quiet(reason: str) -> bool:
+    """Periodic resync passes stay out of the events stream unless they repair something."""
+    return reason == PERIODIC
+
+
+PERIODIC = "periodic resync"
+
+
+def leaves_rotation(ev: ContainerEvent) -> bool:
+    if ev.action == "kill":
+        return ev.signal in _FATAL_SIGNALS
+    if ev.action == "health_status":
+        return ev.status == "unhealthy"
+    return ev.action in _LEAVE
 
 
 @dataclass
@@ -109,6 +123,21 @@ class Daemon:
             settings.url_mode,
             settings.network,
         )
+        self.runner = JobRunner(
+            compose, self.deployer, self.queue.put, self.cancel_builds, settings.build_timeout_s
+        )
+        self._last_build: dict[str, dict[str, str]] = {}
+        self.crashes = CrashLoop(
+            settings.crash_backoff_base_s,
+            settings.crash_backoff_max_s,
+            settings.crash_window_s,
+            settings.crash_max_failures,
+        )
+        self.docker_events: DockerEvents | None = None
+        # (due, seq, service, reason): converges scheduled for later (crash backoff, resync)
+        self._timers: list[tuple[float, int, str, str]] = []
+        self._seq = 0
+        self._next_resync = time.monotonic() + settings.resync_interval_s
         self.started = time.time()
         self._next_beat = 0.0
 
@@ -121,6 +150,14 @@ class Daemon:
         self._safe(self.store.enable_keyspace_events)
         self._load_initial()
         self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        self.docker_events = DockerEvents(
+            self.compose.docker_cmd(),
+            self.project.name,
+            self._on_docker,
+            self.settings.docker_retry_base_s,
+            self.settings.docker_retry_max_s,
+        )
+        self.docker_events.start()
         self.watcher = TreeWatcher(self.mapper.watch_roots, self.mapper.prunes_dir, self._on_paths)
         self.watcher.start()
         self._event("ready", watches=self.watcher.watch_count)
@@ -152,13 +189,16 @@ class Daemon:
             if batch:
                 logger.debug("batch of {} paths", len(batch))
                 self._process_batch(batch)
+            self._fire_timers(now)
             self._start_jobs()
             if now >= self._next_beat:
                 self._next_beat = now + self.settings.heartbeat_interval_s
-                self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+                self._beat()
 
     def _timeout(self) -> float:
-        wait = max(0.0, self._next_beat - time.monotonic())
+        wait = max(0.0, min(self._next_beat, self._next_resync) - time.monotonic())
+        if self._timers:
+            wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
         deadline = self.debouncer.deadline()
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - time.monotonic()))
@@ -175,6 +215,8 @@ class Daemon:
         logger.info("stopping: {} jobs in flight", len(self.jobs.running))
         if self.watcher:
             self.watcher.stop()
+        if self.docker_events:
+            self.docker_events.stop()
         self.jobs.waiting.clear()
         self.jobs.followups.clear()
         deadline = time.monotonic() + self.settings.stop_grace_s
@@ -203,6 +245,135 @@ class Daemon:
             self.debouncer.add(msg.paths, time.monotonic())
         elif isinstance(msg, JobDone):
             self._job_done(msg)
+        elif isinstance(msg, ContainerEvent):
+            self._container_event(msg)
+        elif isinstance(msg, StreamState):
+            self._stream_state(msg)
+
+    # --- docker events -------------------------------------------------------------------
+    def _on_docker(self, msg: ContainerEvent | StreamState) -> None:
+        """Runs on the events thread. Taking an instance out of the rotation happens right
+        here (the rotation is thread-safe): milliseconds, not a trip through the loop."""
+        if isinstance(msg, ContainerEvent) and leaves_rotation(msg):
+            t0 = time.monotonic()
+            if self.rotation.remove(msg.service, msg.container, state=msg.action):
+                lag = (time.time_ns() - msg.time_ns) / 1e6 if msg.time_ns else -1
+                logger.info(
+                    "{}: {} left the rotation on {} ({:.1f} ms after the event, "
+                    "{:.1f} ms to publish)",
+                    msg.service,
+                    msg.name,
+                    msg.action,
+                    lag,
+                    (time.monotonic() - t0) * 1000,
+                )
+        if isinstance(msg, ContainerEvent) and msg.action == "destroy":
+            self.rotation.forget_container(msg.container)
+        self.queue.put(msg)
+
+    def _container_event(self, ev: ContainerEvent) -> None:
+        svc = self.project.services.get(ev.service)
+        if svc is None or not svc.served:
+            return
+        if ev.action in ("die", "oom") and not self.rotation.exit_expected(ev.container):
+            delay = self.crashes.record(svc.name, time.monotonic())
+            if delay is None:
+                self._service_failed(svc.name, ev)
+                return
+            if delay > 0:
+                self._schedule(
+                    svc.name,
+                    delay,
+                    f"{ev.name} died (exit {ev.exit_code or '?'}); "
+                    f"replacing after {delay:g}s backoff",
+                )
+                return
+        if svc.name in self.crashes.failed:
+            return
+        self.jobs.request(
+            svc.name,
+            f"docker {ev.action} {ev.status} of {ev.name}".replace("  ", " "),
+            Kind.CONVERGE,
+        )
+
+    def _service_failed(self, name: str, ev: ContainerEvent) -> None:
+        reason = (
+            f"{len(self.crashes.deaths.get(name, []))} deaths within "
+            f"{self.settings.crash_window_s:g}s (last: {ev.name}, exit {ev.exit_code})"
+        )
+        logger.error(
+            "{} marked failed: {}; not replacing it until the next build, rollout or command",
+            name,
+            reason,
+        )
+        self._safe(self.store.record_build, name, {"state": "failed", "failed_reason": reason})
+        self._event("service-failed", name, error=reason)
+
+    def _stream_state(self, st: StreamState) -> None:
+        if not st.connected:
+            self._event("docker-disconnected", error=st.detail)
+            return
+        if st.detail == "reconnected":
+            self._event("docker-reconnected")
+            self._resync("docker daemon reconnected", plain_too=True)
+
+    def _schedule(self, service: str, delay: float, reason: str) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, service, reason))
+
+    def _fire_timers(self, now: float) -> None:
+        while self._timers and self._timers[0][0] <= now:
+            _, _, service, reason = heapq.heappop(self._timers)
+            if service in self.project.services and service not in self.crashes.failed:
+                self.jobs.request(service, reason, Kind.CONVERGE)
+        if now >= self._next_resync:
+            self._next_resync = now + self.settings.resync_interval_s
+            self._resync(PERIODIC)
+
+    def _resync(self, reason: str, plain_too: bool = False) -> None:
+        """Level-triggered repair: converge every served service against what Docker says;
+        after a daemon restart also bring plain services back up."""
+        running: set[str] = set()
+        if plain_too:
+            running = self._safe_docker(self.compose.running_services, set())
+        for svc in self.project.services.values():
+            if svc.served and svc.name not in self.crashes.failed:
+                self.jobs.request(svc.name, reason, Kind.CONVERGE)
+            elif plain_too and not svc.served and svc.name not in running:
+                self.jobs.request(svc.name, reason, Kind.UP)
+
+    # --- redis ---------------------------------------------------------------------------
+    def _beat(self) -> None:
+        """Heartbeat, and the Redis watchdog: a Redis that came back, or came back empty,
+        gets everything re-published."""
+        if not self.store.available:
+            if self.store.probe():
+                logger.info("redis is back: re-publishing")
+                self._republish("redis reconnected")
+            return
+        lost = self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        if lost:
+            logger.warning("redis lost the sidecar's state (restart or flush): re-publishing")
+            self._republish("redis lost its data")
+
+    def _republish(self, reason: str) -> None:
+        self._safe(self.store.enable_keyspace_events)
+        self._safe(self.store.publish_project, self.project, self.workspace)
+        self.rotation.republish()
+        for svc, fields in self._last_build.items():
+            self._safe(self.store.record_build, svc, fields)
+        built = [s.name for s in self.project.built_services()]
+        missing = [s for s in built if self._safe(self.store.has_hashes, s) is False]
+        if missing:  # the cache is rebuilt from disk; pending (unbuilt) changes stay pending
+            for svc, scanned in scan(self.mapper, missing).items():
+                pending = self.overlay.known(svc)
+                self._safe(
+                    self.store.commit_hashes,
+                    svc,
+                    {r: d for r, d in scanned.items() if r not in pending},
+                )
+        self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        self._event("resynced", reason=reason, hashes_rebuilt=",".join(missing))
 
     # --- project model -------------------------------------------------------------------
     def _mapper(self, project: Project) -> PathMapper:
@@ -405,81 +576,53 @@ class Daemon:
             if svc is None:
                 self.jobs.finished(name)
                 continue
+            if kind in (Kind.BUILD, Kind.ROLLOUT) and name in self.crashes.deaths:
+                self.crashes.reset(name)  # new code or definition: a fresh start
+                self._safe(self.store.record_build, name, {"state": "", "failed_reason": ""})
             snapshot = dict(self.overlay.known(name)) if kind is Kind.BUILD else {}
-            logger.info("{} {}: {}", kind.value, name, reason)
-            self._event(f"{kind.value}-started", name, reason=reason)
-            self.pool.submit(self._job, svc, kind, snapshot, reason)
-
-    def _job(self, svc: ServiceSpec, kind: Kind, snapshot: Digests, reason: str) -> None:
-        """Runs in a worker thread: only adapters, no daemon state."""
-        started = time.time()
-        build = deploy = None
-        try:
-            if kind is Kind.BUILD and not svc.served:
-                # one compose run builds and recreates; it reports whether it got past the build
-                both = self.compose.build_and_up(
-                    svc.name, self.cancel_builds, self.settings.build_timeout_s
-                )
-                build = replace(both, ok=True) if both.touched else both
-                deploy = both if both.touched else None
-            else:
-                if kind is Kind.BUILD:
-                    build = self.compose.build(
-                        svc.name, self.cancel_builds, self.settings.build_timeout_s
-                    )
-                if (build is None or build.ok) and not self.cancel_builds.is_set():
-                    deploy = self._deploy(svc, kind)
-        except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
-            logger.exception("{} job for {} crashed", kind.value, svc.name)
-            failed = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")
-            build, deploy = (
-                (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
-            )
-        self.queue.put(JobDone(svc.name, kind, build, deploy, snapshot, reason, started))
-
-    def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
-        t0 = time.time()
-        if svc.served:
-            res = (
-                self.deployer.converge(svc) if kind is Kind.CONVERGE else self.deployer.rollout(svc)
-            )
-            return CommandResult(res.ok, time.time() - t0, res.detail)
-        if kind is Kind.CONVERGE:
-            self.deployer.unserve(svc.name)
-        return self.compose.up([svc.name])
+            if not _quiet(reason):
+                logger.info("{} {}: {}", kind.value, name, reason)
+                self._event(f"{kind.value}-started", name, reason=reason)
+            self.pool.submit(self.runner.run, svc, kind, snapshot, reason)
 
     def _job_done(self, done: JobDone) -> None:
+        self.jobs.finished(done.service)
+        quiet = _quiet(done.reason) and done.ok and not (done.deploy and done.deploy.changed)
         try:
-            self._record_job(done)
+            if not quiet:
+                self._record_job(done)
         finally:
-            ok = (
-                (done.build is None or done.build.ok) and done.deploy is not None and done.deploy.ok
-            )
-            self._event(
-                "job-finished", done.service, job=done.kind.value, result="ok" if ok else "failed"
-            )
+            if not _quiet(done.reason):
+                self._event(
+                    "job-finished",
+                    done.service,
+                    job=done.kind.value,
+                    result="ok" if done.ok else "failed",
+                )
+            elif not quiet:  # a periodic pass that had to repair something: say what
+                self._event(
+                    "resync-repaired",
+                    done.service,
+                    detail=done.deploy.tail[-300:] if done.deploy else "",
+                )
 
     def _record_job(self, done: JobDone) -> None:
         name = done.service
-        self.jobs.finished(name)
         if name not in self.project.services:
             return
-        ok = (done.build is None or done.build.ok) and done.deploy is not None and done.deploy.ok
         failed_step = done.build if done.build and not done.build.ok else done.deploy
         if done.build is not None:
-            result = "ok" if ok else ("cancelled" if done.build.cancelled else "failed")
-            self._safe(
-                self.store.record_build,
-                name,
-                {
-                    "last_build_at": f"{done.started:.3f}",
-                    "last_build_duration": f"{done.build.duration:.3f}",
-                    "last_build_result": result,
-                    "last_build_reason": done.reason,
-                    "last_build_error": "" if ok or failed_step is None else failed_step.tail,
-                },
-            )
-        if ok:
+            result = "ok" if done.ok else ("cancelled" if done.build.cancelled else "failed")
+            fields = {
+                "last_build_at": f"{done.started:.3f}",
+                "last_build_duration": f"{done.build.duration:.3f}",
+                "last_build_result": result,
+                "last_build_reason": done.reason,
+                "last_build_error": "" if done.ok or failed_step is None else failed_step.tail,
+            }
+            self._last_build[name] = fields
+            self._safe(self.store.record_build, name, fields)
+        if done.ok:
             assert done.deploy is not None
             if done.kind is Kind.BUILD:
                 assert done.build is not None

@@ -26,6 +26,7 @@ class DeployResult:
     detail: str
     started: int = 0
     retired: int = 0
+    changed: bool = True  # False: a converge that found everything as declared
 
 
 class Deployer:
@@ -87,24 +88,33 @@ class Deployer:
         return DeployResult(True, f"rolled out {started} new, retired {retired}", started, retired)
 
     def converge(self, svc: ServiceSpec) -> DeployResult:
-        """Reach the declared replica count and rotation without replacing healthy instances."""
+        """Reach the declared replica count and a rotation of exactly the healthy running
+        instances, replacing nothing that serves. Used at start-up, after Docker events,
+        after hand-made changes (`docker rm -f`, `compose up --scale`) and periodically."""
         spec = self._prepare(svc)
-        running = self._running(svc)
+        instances = self.compose.instances(svc.name)
+        running = self._running(svc, instances)
+        paused = [i.id for i in instances if i.state == "paused"]  # out of rotation, kept
         members = self.rotation.members(svc.name)
         for cid in set(members) - {i.id for i in running}:
             self.rotation.remove(svc.name, cid, state="gone")
-        for inst in running:
-            if inst.id not in members:
-                self._admit(svc, inst, spec)
-        serving = [i.id for i in running if i.id in self.rotation.members(svc.name)]
-        batch = plan_scale(serving, svc.replicas)
+        serving = [i.id for i in running if i.id in members]
+        unproven = [i for i in running if i.id not in members]
+        never_served = []
+        for inst in unproven:  # oldest first: admit what is needed, drop the rest
+            if len(serving) + len(paused) < svc.replicas and self._admit(svc, inst, spec):
+                serving.append(inst.id)
+            elif len(serving) + len(paused) >= svc.replicas:
+                never_served.append(inst.id)
+        if never_served:
+            self.rotation.expect_exit(never_served)
+            self.compose.stop_remove(never_served)  # e.g. `compose up --scale` by hand
+        batch = plan_scale(serving + paused, svc.replicas)
         ok, started = self._start(svc, batch.start, spec) if batch.start else (True, 0)
-        retired = self._retire(svc, list(batch.retire), spec)
-        extra = [i.id for i in running if i.id not in serving and i.id not in batch.retire]
-        if extra and len(self.rotation.members(svc.name)) >= svc.replicas:
-            self.compose.stop_remove(extra)  # unhealthy leftovers beyond the declared count
+        retired = self._retire(svc, [c for c in batch.retire if c not in paused], spec)
+        changed = bool(started or retired or never_served or set(members) ^ set(serving))
         detail = f"{len(self.rotation.members(svc.name))}/{svc.replicas} serving"
-        return DeployResult(ok, detail, started, retired)
+        return DeployResult(ok, detail, started, retired + len(never_served), changed)
 
     def unserve(self, service: str) -> None:
         self.rotation.drop(service)
@@ -115,10 +125,11 @@ class Deployer:
         self.rotation.configure(svc.name, svc.serve.router_rule(svc.name), svc.serve.entrypoints)
         return svc.serve
 
-    def _running(self, svc: ServiceSpec) -> list[Instance]:
-        instances = self.compose.instances(svc.name)
+    def _running(self, svc: ServiceSpec, instances: list[Instance] | None = None) -> list[Instance]:
+        instances = self.compose.instances(svc.name) if instances is None else instances
         dead = [i.id for i in instances if i.state not in ("running", "paused")]
         if dead:  # exited leftovers would be restarted by `compose up --scale` instead of new ones
+            self.rotation.expect_exit(dead)
             self.compose.stop_remove(dead, timeout=0)
         return [i for i in instances if i.state == "running"]
 
@@ -169,6 +180,7 @@ class Deployer:
             "{}: new instance {} failed: {}; removing it\n{}", svc.name, inst.name, reason, logs
         )
         self.events("instance-unhealthy", svc.name, instance=inst.name, error=reason, logs=logs)
+        self.rotation.expect_exit([inst.id])
         self.compose.stop_remove([inst.id], timeout=0)
         self.rotation.note(svc.name, inst.id, inst.name, "gone")
         return False
@@ -184,6 +196,7 @@ class Deployer:
             for cid in was_serving:
                 self.rotation.add(svc.name, cid, cid[:12], members[cid])
             return 0
+        self.rotation.expect_exit(ids)
         self.compose.stop_remove(ids)
         for cid in ids:
             self.rotation.note(svc.name, cid, "", "gone")

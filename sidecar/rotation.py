@@ -31,6 +31,7 @@ class Rotation:
         self._services: dict[str, _Service] = {}
         self._lock = threading.RLock()
         self.dirty: set[str] = set()  # publishes that failed (Redis away): retried later
+        self._expected: set[str] = set()  # containers the sidecar itself is stopping
 
     def configure(self, service: str, rule: str, entrypoints: tuple[str, ...]) -> None:
         with self._lock:
@@ -96,6 +97,25 @@ class Rotation:
             left = len(svc.members)
         logger.info("{}: {} left the rotation ({} serving)", service, cid[:12], left)
         return True
+
+    def expect_exit(self, ids: list[str]) -> None:
+        """The sidecar is about to stop these: their death is not a crash."""
+        with self._lock:
+            self._expected.update(ids)
+
+    def exit_expected(self, cid: str) -> bool:
+        with self._lock:
+            return any(cid.startswith(e) or e.startswith(cid) for e in self._expected)
+
+    def forget_container(self, cid: str) -> None:
+        """Destroyed: nothing of our state may point at it any more."""
+        with self._lock:
+            self._expected = {e for e in self._expected if not cid.startswith(e)}
+            for service, svc in self._services.items():
+                if cid in svc.members or cid in svc.states:
+                    svc.members.pop(cid, None)
+                    svc.states.pop(cid, None)
+                    self._publish(service)
 
     def drop(self, service: str) -> None:
         """The service is no longer served: empty rotation, router and servers deleted."""

@@ -154,6 +154,56 @@ class Settings(BaseSettings):
         json_schema_extra=group("serving"),
     )
 
+    # --- resilience ----------------------------------------------------------------------
+    resync_interval_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Every this many seconds the served services are converged against what "
+        "Docker reports (level-triggered repair of anything a missed event left wrong). A "
+        "pass that finds everything as declared costs one container listing per service.",
+        json_schema_extra=group("resilience"),
+    )
+    docker_retry_base_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="First wait before reconnecting to a Docker daemon that went away; "
+        "doubles per attempt.",
+        json_schema_extra=group("resilience"),
+    )
+    docker_retry_max_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait between reconnection attempts (a restarted daemon is "
+        "picked up within this).",
+        json_schema_extra=group("resilience"),
+    )
+    crash_backoff_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="A served instance that dies on its own is replaced at once the first "
+        "time, then after this many seconds, doubling per death (capped below).",
+        json_schema_extra=group("resilience"),
+    )
+    crash_backoff_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait before replacing a crashed instance.",
+        json_schema_extra=group("resilience"),
+    )
+    crash_window_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Deaths within this window count towards marking a service failed.",
+        json_schema_extra=group("resilience"),
+    )
+    crash_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="This many deaths within the window mark the service failed: no more "
+        "replacements until a new build, rollout or command.",
+        json_schema_extra=group("resilience"),
+    )
+
     # --- logging -------------------------------------------------------------------------
     log_level: str = Field(
         default="INFO",

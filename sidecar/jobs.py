@@ -1,0 +1,80 @@
+"""Job execution, on worker threads: build, roll out, converge or recreate one service.
+Only adapters are touched here; the outcome goes back to the reactor as a `JobDone`."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from loguru import logger
+
+from sidecar.compose import CommandResult, Compose
+from sidecar.deployer import Deployer
+from sidecar.model import ServiceSpec
+from sidecar.planner import Digests, Kind
+
+
+@dataclass(frozen=True)
+class JobDone:
+    service: str
+    kind: Kind
+    build: CommandResult | None  # None: the job built nothing
+    deploy: CommandResult | None  # None: the deploy step did not run
+    snapshot: Digests
+    reason: str
+    started: float
+
+    @property
+    def ok(self) -> bool:
+        return (self.build is None or self.build.ok) and bool(self.deploy and self.deploy.ok)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        compose: Compose,
+        deployer: Deployer,
+        report: Callable[[JobDone], None],
+        cancel: threading.Event,
+        build_timeout_s: float,
+    ) -> None:
+        self.compose = compose
+        self.deployer = deployer
+        self.report = report
+        self.cancel = cancel
+        self.build_timeout_s = build_timeout_s
+
+    def run(self, svc: ServiceSpec, kind: Kind, snapshot: Digests, reason: str) -> None:
+        started = time.time()
+        build = deploy = None
+        try:
+            if kind is Kind.BUILD and not svc.served:
+                # one compose run builds and recreates; it reports whether it got past the build
+                both = self.compose.build_and_up(svc.name, self.cancel, self.build_timeout_s)
+                build = replace(both, ok=True) if both.touched else both
+                deploy = both if both.touched else None
+            else:
+                if kind is Kind.BUILD:
+                    build = self.compose.build(svc.name, self.cancel, self.build_timeout_s)
+                if (build is None or build.ok) and not self.cancel.is_set():
+                    deploy = self._deploy(svc, kind)
+        except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
+            logger.exception("{} job for {} crashed", kind.value, svc.name)
+            failed = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")
+            build, deploy = (
+                (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
+            )
+        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started))
+
+    def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
+        t0 = time.time()
+        if svc.served:
+            res = (
+                self.deployer.converge(svc) if kind is Kind.CONVERGE else self.deployer.rollout(svc)
+            )
+            return CommandResult(res.ok, time.time() - t0, res.detail, changed=res.changed)
+        if kind is Kind.CONVERGE:
+            self.deployer.unserve(svc.name)
+        return self.compose.up([svc.name])
