@@ -65,12 +65,14 @@ _LEAVE = {"die", "stop", "destroy", "pause", "oom"}
 _FATAL_SIGNALS = {"9", "15", "2", "3", "SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"}
 
 
-def _quiet(reason: str) -> bool:
-    """Periodic resync passes stay out of the events stream unless they repair something."""
-    return reason == PERIODIC
-
-
 PERIODIC = "periodic resync"
+DOCKER_EVENT = "docker event: "
+
+
+def _quiet(reason: str) -> bool:
+    """Converges run for every Docker event and every resync pass; they stay out of the
+    events stream (no -started / job-finished) and only report a repair (`converged`)."""
+    return reason == PERIODIC or reason.startswith(DOCKER_EVENT)
 
 
 def leaves_rotation(ev: ContainerEvent) -> bool:
@@ -284,17 +286,14 @@ class Daemon:
                 self._schedule(
                     svc.name,
                     delay,
-                    f"{ev.name} died (exit {ev.exit_code or '?'}); "
+                    f"{DOCKER_EVENT}{ev.name} died (exit {ev.exit_code or '?'}); "
                     f"replacing after {delay:g}s backoff",
                 )
                 return
         if svc.name in self.crashes.failed:
             return
-        self.jobs.request(
-            svc.name,
-            f"docker {ev.action} {ev.status} of {ev.name}".replace("  ", " "),
-            Kind.CONVERGE,
-        )
+        what = f"{ev.action} {ev.status}".strip()
+        self.jobs.request(svc.name, f"{DOCKER_EVENT}{what} of {ev.name}", Kind.CONVERGE)
 
     def _service_failed(self, name: str, ev: ContainerEvent) -> None:
         reason = (
@@ -306,6 +305,7 @@ class Daemon:
             name,
             reason,
         )
+        self.jobs.forget(name)  # queued replacements are off too
         self._safe(self.store.record_build, name, {"state": "failed", "failed_reason": reason})
         self._event("service-failed", name, error=reason)
 
@@ -573,7 +573,7 @@ class Daemon:
             return
         for name, kind, reason in self.jobs.start():
             svc = self.project.services.get(name)
-            if svc is None:
+            if svc is None or (kind is Kind.CONVERGE and name in self.crashes.failed):
                 self.jobs.finished(name)
                 continue
             if kind in (Kind.BUILD, Kind.ROLLOUT) and name in self.crashes.deaths:
@@ -599,10 +599,12 @@ class Daemon:
                     job=done.kind.value,
                     result="ok" if done.ok else "failed",
                 )
-            elif not quiet:  # a periodic pass that had to repair something: say what
+            elif not quiet:  # an event-driven or periodic converge repaired something
                 self._event(
-                    "resync-repaired",
+                    "converged",
                     done.service,
+                    reason=done.reason,
+                    result="ok" if done.ok else "failed",
                     detail=done.deploy.tail[-300:] if done.deploy else "",
                 )
 

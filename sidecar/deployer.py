@@ -191,6 +191,13 @@ class Deployer:
             return 0
         members = self.rotation.members(svc.name)
         was_serving = [cid for cid in ids if self.rotation.remove(svc.name, cid)]
+        if was_serving:
+            logger.info(
+                "{}: retiring {} instance(s): out of the rotation, draining {:g}s",
+                svc.name,
+                len(was_serving),
+                spec.rollout.proxy_settle + spec.rollout.drain,
+            )
         if was_serving and self.cancel.wait(spec.rollout.proxy_settle + spec.rollout.drain):
             # shutting down mid-drain: the proxy may still send to them, so they stay
             for cid in was_serving:

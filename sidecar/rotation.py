@@ -95,7 +95,7 @@ class Rotation:
                 svc.states[cid]["since"] = f"{time.time():.3f}"
             self._publish(service)
             left = len(svc.members)
-        logger.info("{}: {} left the rotation ({} serving)", service, cid[:12], left)
+        logger.debug("{}: {} left the rotation ({} serving)", service, cid[:12], left)
         return True
 
     def expect_exit(self, ids: list[str]) -> None:

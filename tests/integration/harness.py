@@ -91,6 +91,11 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(10)
 
+    def restart(self) -> None:
+        """A real restart: the process ends and a new, empty one takes the same port."""
+        self.stop()
+        self.start()
+
 
 def _pings(client: redis.Redis) -> bool:
     try:
@@ -412,3 +417,70 @@ class Load:
 
     def bodies(self, since: float) -> set[str]:
         return {s.body for s in self.samples if s.at >= since}
+
+
+# --- served services -------------------------------------------------------------------
+def served(ws: Workspace, name: str, replicas: int, **serve: Any) -> str:
+    """Add a served busybox service; returns the Host header that routes to it."""
+    host = f"{name}.{ws.name}.test"
+    spec = {
+        "port": 8080,
+        "replicas": replicas,
+        "rule": f"Host(`{host}`)",
+        "health": {"start_timeout": 5},
+        **serve,
+    }
+    extra: dict[str, Any] = {"x-sidecar": spec}
+    ws.add_service(name, None, "v0", False, **extra)
+    return host
+
+
+def rotation_state(sc: Sidecar, service: str) -> tuple[list[str], list[str], list[str]]:
+    """(rotation list, Traefik server URLs, URLs of the running healthy containers)."""
+    project = sc.ws.name
+    rotation = [str(u) for u in sc.r.lrange(f"sidecar:{project}:rotation:{service}", 0, -1)]
+    prefix = f"traefik/http/services/{project}-{service}/loadbalancer/servers/"
+    keys = sorted(str(k) for k in sc.r.scan_iter(match=prefix + "*"))
+    servers = [str(sc.r.get(k)) for k in keys]
+    running = []
+    for cid in sc.ws.containers(service):
+        out = sc.ws.inspect(cid)
+        if out["State"]["Running"]:
+            ip = next(iter(out["NetworkSettings"]["Networks"].values()))["IPAddress"]
+            running.append(f"http://{ip}:8080")
+    return sorted(rotation), sorted(servers), sorted(running)
+
+
+def wait_job(sc: Sidecar, service: str, before: int, timeout: float = 90) -> dict[str, str]:
+    done = wait_for(
+        lambda: sc.events("job-finished", service)[before:],
+        timeout,
+        f"a job of {service} to finish",
+    )
+    return done[0]
+
+
+def docker_events_processes(project: str) -> list[int]:
+    """PIDs of `docker events` processes following this project (must be none after a stop)."""
+    out = subprocess.run(
+        ["pgrep", "-f", f"events .*com.docker.compose.project={project}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+def rotation_urls(sc: Sidecar, service: str) -> list[str]:
+    return [str(u) for u in sc.r.lrange(f"sidecar:{sc.ws.name}:rotation:{service}", 0, -1)]
+
+
+def url_of(sc: Sidecar, container: str, port: int = 8080) -> str:
+    nets = sc.ws.inspect(container)["NetworkSettings"]["Networks"]
+    return f"http://{next(iter(nets.values()))['IPAddress']}:{port}"
+
+
+def converged(sc: Sidecar, service: str, replicas: int) -> bool:
+    """The rotation list, Traefik's servers and the running containers agree, at `replicas`."""
+    rotation, servers, running = rotation_state(sc, service)
+    return len(running) == replicas and rotation == servers == running

@@ -10,52 +10,14 @@ from tests.integration.conftest import SidecarFactory
 from tests.integration.harness import (
     DOCKERFILE,
     Load,
-    Sidecar,
     Traefik,
     Workspace,
     http_get,
+    rotation_state,
+    served,
     wait_for,
+    wait_job,
 )
-
-
-def served(ws: Workspace, name: str, replicas: int, **serve: Any) -> str:
-    """Add a served busybox service; returns the Host header that routes to it."""
-    host = f"{name}.{ws.name}.test"
-    spec = {
-        "port": 8080,
-        "replicas": replicas,
-        "rule": f"Host(`{host}`)",
-        "health": {"start_timeout": 5},
-        **serve,
-    }
-    extra: dict[str, Any] = {"x-sidecar": spec}
-    ws.add_service(name, None, "v0", False, **extra)
-    return host
-
-
-def rotation_state(sc: Sidecar, service: str) -> tuple[list[str], list[str], list[str]]:
-    """(rotation list, Traefik server URLs, URLs of the running healthy containers)."""
-    project = sc.ws.name
-    rotation = [str(u) for u in sc.r.lrange(f"sidecar:{project}:rotation:{service}", 0, -1)]
-    prefix = f"traefik/http/services/{project}-{service}/loadbalancer/servers/"
-    keys = sorted(str(k) for k in sc.r.scan_iter(match=prefix + "*"))
-    servers = [str(sc.r.get(k)) for k in keys]
-    running = []
-    for cid in sc.ws.containers(service):
-        out = sc.ws.inspect(cid)
-        if out["State"]["Running"]:
-            ip = next(iter(out["NetworkSettings"]["Networks"].values()))["IPAddress"]
-            running.append(f"http://{ip}:8080")
-    return sorted(rotation), sorted(servers), sorted(running)
-
-
-def wait_job(sc: Sidecar, service: str, before: int, timeout: float = 90) -> dict[str, str]:
-    done = wait_for(
-        lambda: sc.events("job-finished", service)[before:],
-        timeout,
-        f"a job of {service} to finish",
-    )
-    return done[0]
 
 
 def test_ten_edits_under_load_fail_no_request(
