@@ -21,12 +21,8 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
 fi
 
 # Debian's redis-server package may start a system instance; we never use it (tests run their own).
-if ! docker info >/dev/null 2>&1; then
-  log "starting dockerd"
-  $SUDO sh -c 'nohup dockerd >/var/log/dockerd.log 2>&1 &'
-  for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
-  docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; tail -20 /var/log/dockerd.log; exit 1; }
-fi
+docker info >/dev/null 2>&1 || log "starting dockerd"
+bash "$here/scripts/start-dockerd.sh"
 log "dockerd ready: $(docker version --format '{{.Server.Version}}')"
 
 PY="${PYTHON:-python3}"

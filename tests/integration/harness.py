@@ -183,10 +183,11 @@ class Workspace:
         return out.split()
 
     def inspect(self, container: str) -> dict[str, Any]:
-        out = subprocess.run(
-            ["docker", "inspect", container], capture_output=True, text=True, check=True
-        ).stdout
-        return dict(json.loads(out)[0])
+        """`docker inspect`, or {} when the container is gone (it may be, mid-rollout)."""
+        proc = subprocess.run(
+            ["docker", "inspect", container], capture_output=True, text=True, check=False
+        )
+        return dict(json.loads(proc.stdout)[0]) if proc.returncode == 0 else {}
 
     def cleanup(self) -> None:
         ids = self.containers(all_=True)
@@ -289,6 +290,8 @@ class Sidecar:
     def idle(self) -> bool:
         """No job running or queued: every `*-started` event has its `job-finished`."""
         events = self.events()
+        readies = [i for i, e in enumerate(events) if e.get("event") == "ready"]
+        events = events[readies[-1] :] if readies else events  # a killed run never finishes
         started = sum(1 for e in events if e.get("event", "").endswith("-started"))
         return started == sum(1 for e in events if e.get("event") == "job-finished")
 
@@ -445,7 +448,7 @@ def rotation_state(sc: Sidecar, service: str) -> tuple[list[str], list[str], lis
     running = []
     for cid in sc.ws.containers(service):
         out = sc.ws.inspect(cid)
-        if out["State"]["Running"]:
+        if out and out["State"]["Running"]:
             ip = next(iter(out["NetworkSettings"]["Networks"].values()))["IPAddress"]
             running.append(f"http://{ip}:8080")
     return sorted(rotation), sorted(servers), sorted(running)
