@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import ParamSpec, TypeVar
 
@@ -21,25 +21,21 @@ from sidecar.compose import Compose
 from sidecar.debounce import Debouncer
 from sidecar.deployer import Deployer
 from sidecar.docker_events import ContainerEvent, DockerEvents, StreamState
-from sidecar.hashing import digest_many, scan, walk_files
 from sidecar.ignore import IgnoreList
 from sidecar.jobs import JobDone, JobRunner
 from sidecar.keys import Keys, TraefikKeys
-from sidecar.mapping import PathMapper
 from sidecar.model import Project, ProjectError
 from sidecar.planner import (
     Action,
     CrashLoop,
-    Digests,
     JobQueue,
     Kind,
-    changed_digests,
     plan_orphans,
     plan_project_change,
-    scan_diff,
 )
 from sidecar.rotation import Rotation
 from sidecar.settings import Settings
+from sidecar.sources import Sources
 from sidecar.store import Store, StoreUnavailable
 from sidecar.watcher import OVERFLOW, TreeWatcher
 
@@ -83,38 +79,21 @@ def leaves_rotation(ev: ContainerEvent) -> bool:
     return ev.action in _LEAVE
 
 
-@dataclass
-class Overlay:
-    """Digests seen on disk but not yet part of a successful build, per service."""
-
-    pending: dict[str, Digests] = field(default_factory=dict)
-
-    def known(self, service: str) -> Digests:
-        return self.pending.setdefault(service, {})
-
-    def committed(self, service: str, snapshot: Digests) -> None:
-        mine = self.pending.get(service, {})
-        for rel, d in snapshot.items():
-            if rel in mine and mine[rel] == d:
-                del mine[rel]
-
-
 class Daemon:
     def __init__(self, settings: Settings, compose: Compose, store: Store) -> None:
         self.settings = settings
         self.compose = compose
         self.store = store
         self.workspace = str(settings.workspace.resolve())
-        self.ignores = IgnoreList(settings.ignore_patterns)
         self.queue: queue.Queue[Message] = queue.Queue()
         self.stopping = threading.Event()
         self.cancel_builds = threading.Event()
         self.debouncer = Debouncer(settings.debounce_ms / 1000, settings.debounce_max_ms / 1000)
         self.jobs = JobQueue(settings.build_concurrency)
         self.pool = ThreadPoolExecutor(settings.build_concurrency, thread_name_prefix="build")
-        self.overlay = Overlay()
         self.project = Project(compose.project_name, self.workspace, tuple(compose.files), {})
-        self.mapper = self._mapper(self.project)
+        self.sources = Sources(store, IgnoreList(settings.ignore_patterns), self.workspace)
+        self.mapper = self.sources.set_project(self.project)
         self.watcher: TreeWatcher | None = None
         self.rotation = Rotation(store, TraefikKeys(settings.traefik_root, compose.project_name))
         self.deployer = Deployer(
@@ -362,25 +341,12 @@ class Daemon:
         self.rotation.republish()
         for svc, fields in self._last_build.items():
             self._safe(self.store.record_build, svc, fields)
-        built = [s.name for s in self.project.built_services()]
-        missing = [s for s in built if self._safe(self.store.has_hashes, s) is False]
-        if missing:  # the cache is rebuilt from disk; pending (unbuilt) changes stay pending
-            for svc, scanned in scan(self.mapper, missing).items():
-                pending = self.overlay.known(svc)
-                self._safe(
-                    self.store.commit_hashes,
-                    svc,
-                    {r: d for r, d in scanned.items() if r not in pending},
-                )
+        # the hash cache is rebuilt from disk; pending (unbuilt) changes stay pending
+        missing = self.sources.rebuild_cache([s.name for s in self.project.built_services()])
         self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
         self._event("resynced", reason=reason, hashes_rebuilt=",".join(missing))
 
     # --- project model -------------------------------------------------------------------
-    def _mapper(self, project: Project) -> PathMapper:
-        return PathMapper(
-            project, Compose.read_dockerignores(project), self.ignores, self.workspace
-        )
-
     def _load(self) -> Project:
         """The project as compose resolves it, minus the services we must not manage."""
         project = self.compose.load()
@@ -410,31 +376,14 @@ class Daemon:
                 self.jobs.request(svc.name, "start-up", Kind.CONVERGE)
 
     def _startup_scan(self) -> None:
-        built = [s.name for s in self.project.built_services()]
-        t0 = time.monotonic()
-        scanned = scan(self.mapper, built)
-        stale = []
-        for svc in built:
-            committed = self._safe(self.store.all_hashes, svc) or {}
-            committed.pop("", None)
-            if not committed and not self._safe(self.store.has_hashes, svc):
-                self._safe(self.store.commit_hashes, svc, dict(scanned[svc]))
-                continue
-            diff = scan_diff(scanned[svc], committed)
-            if diff:
-                self.overlay.known(svc).update(diff)
-                self.jobs.request(svc, f"{len(diff)} files changed while the sidecar was stopped")
-                stale.append(svc)
-        files = sum(len(v) for v in scanned.values())
+        report = self.sources.startup([s.name for s in self.project.built_services()])
+        for svc, count in report.stale.items():
+            self.jobs.request(svc, f"{count} files changed while the sidecar was stopped")
+        stale = ",".join(report.stale)
         logger.info(
-            "scanned {} files in {:.2f}s; stale: {}",
-            files,
-            time.monotonic() - t0,
-            ", ".join(stale) or "none",
+            "scanned {} files in {:.2f}s; stale: {}", report.files, report.seconds, stale or "none"
         )
-        self._event(
-            "scanned", files=files, seconds=f"{time.monotonic() - t0:.3f}", stale=",".join(stale)
-        )
+        self._event("scanned", files=report.files, seconds=f"{report.seconds:.3f}", stale=stale)
 
     def _reload_project(self) -> None:
         try:
@@ -447,10 +396,10 @@ class Daemon:
         self._set_project(project)
         self._event("project-reloaded", actions=len(actions))
         self._execute(actions)
-        for svc, pending in self.overlay.pending.items():
-            if pending and svc in project.services:
+        for svc, count in self.sources.pending().items():
+            if svc in project.services:
                 # changes whose build failed (possibly because of this very file) get another go
-                self.jobs.request(svc, f"{len(pending)} files not yet built")
+                self.jobs.request(svc, f"{count} files not yet built")
 
     def _keep_invalid_services(self, project: Project) -> Project:
         """A service whose x-sidecar is invalid is reported and left as it is: it keeps its
@@ -476,7 +425,7 @@ class Daemon:
             self.store.keys = Keys(self.store.keys.prefix, project.name)
             self.rotation.traefik = TraefikKeys(self.settings.traefik_root, project.name)
         self.project = project
-        self.mapper = self._mapper(project)
+        self.mapper = self.sources.set_project(project)
         logs.set_project(project.name)
         self._safe(self.store.publish_project, project, self.workspace)
         if self.watcher:
@@ -487,7 +436,7 @@ class Daemon:
             logger.info("{} {}: {}", action.kind.value, action.service, action.reason)
             if action.kind is Kind.REMOVE:
                 self.jobs.forget(action.service)
-                self.overlay.pending.pop(action.service, None)
+                self.sources.forget(action.service)
                 self.deployer.unserve(action.service)
                 count = self._safe_docker(partial(self.compose.remove_service, action.service), 0)
                 self._safe(self.store.forget_service, action.service)
@@ -501,8 +450,7 @@ class Daemon:
 
     def _request_build(self, name: str, reason: str) -> None:
         """Build from scratch: every file of the context is part of the snapshot."""
-        scanned = scan(self.mapper, [name])[name]
-        self.overlay.known(name).update(scanned)
+        self.sources.take_all(name)
         self.jobs.request(name, reason, Kind.BUILD)
 
     def _up(self, services: list[str], build: bool) -> None:
@@ -519,53 +467,15 @@ class Daemon:
 
     # --- file changes --------------------------------------------------------------------
     def _process_batch(self, paths: set[str]) -> None:
+        built = [s.name for s in self.project.built_services()]
         if OVERFLOW in paths:
-            self._rescan()
-            return
-        if any(self.mapper.is_project_file(p) for p in paths):
-            self._reload_project()
-        by_service = self.mapper.map_paths(paths)
-        if not by_service:
-            return
-        files = {p for ps in by_service.values() for p in ps if not os.path.isdir(p)}
-        digests = digest_many(files)
-        for svc, svc_paths in by_service.items():
-            observed: Digests = {}
-            for p in svc_paths:
-                if os.path.isdir(p):
-                    inside = [f for f in walk_files(p, self.mapper) if self.mapper.includes(svc, f)]
-                    observed.update({self.mapper.rel(f): d for f, d in digest_many(inside).items()})
-                else:
-                    observed[self.mapper.rel(p)] = digests.get(p)
-                    if digests.get(p) is None:
-                        observed.update(self._gone_below(svc, p))
-            self._note_changes(svc, observed)
-
-    def _gone_below(self, svc: str, path: str) -> Digests:
-        """A vanished path may have been a directory: every file known below it is gone."""
-        prefix = self.mapper.rel(path) + "/"
-        known = set(self._safe(self.store.hashes_under, svc, prefix) or [])
-        known |= {r for r, d in self.overlay.known(svc).items() if r.startswith(prefix) and d}
-        return dict.fromkeys(known)
-
-    def _note_changes(self, svc: str, observed: Digests) -> None:
-        pending = self.overlay.known(svc)
-        known = {r: pending[r] for r in observed if r in pending}
-        missing = [r for r in observed if r not in pending]
-        if missing:
-            known.update(self._safe(self.store.get_hashes, svc, missing) or dict.fromkeys(missing))
-        diff = changed_digests(observed, known)
-        if not diff:
-            logger.debug("{}: {} paths, content unchanged", svc, len(observed))
-            return
-        pending.update(diff)
-        self.jobs.request(svc, f"{len(diff)} files changed")
-
-    def _rescan(self) -> None:
-        for svc, scanned in scan(
-            self.mapper, [s.name for s in self.project.built_services()]
-        ).items():
-            self._note_changes(svc, dict(scanned))
+            changed = self.sources.rescan(built)
+        else:
+            if any(self.mapper.is_project_file(p) for p in paths):
+                self._reload_project()
+            changed = self.sources.changes(paths)
+        for svc, count in changed.items():
+            self.jobs.request(svc, f"{count} files changed")
 
     # --- jobs: build, roll out, converge -------------------------------------------------
     def _start_jobs(self) -> None:
@@ -579,7 +489,7 @@ class Daemon:
             if kind in (Kind.BUILD, Kind.ROLLOUT) and name in self.crashes.deaths:
                 self.crashes.reset(name)  # new code or definition: a fresh start
                 self._safe(self.store.record_build, name, {"state": "", "failed_reason": ""})
-            snapshot = dict(self.overlay.known(name)) if kind is Kind.BUILD else {}
+            snapshot = self.sources.snapshot(name) if kind is Kind.BUILD else {}
             if not _quiet(reason):
                 logger.info("{} {}: {}", kind.value, name, reason)
                 self._event(f"{kind.value}-started", name, reason=reason)
@@ -628,8 +538,7 @@ class Daemon:
             assert done.deploy is not None
             if done.kind is Kind.BUILD:
                 assert done.build is not None
-                self._safe(self.store.commit_hashes, name, done.snapshot)
-                self.overlay.committed(name, done.snapshot)
+                self.sources.built(name, done.snapshot)
                 self._event("build-succeeded", name, seconds=f"{done.build.duration:.3f}")
             logger.info(
                 "{} {} done in {:.2f}s: {}",
