@@ -21,6 +21,7 @@ def test_every_key_is_documented() -> None:
     keys = Keys("sidecar", "<project>")
     names = [
         keys.heartbeat,
+        keys.sentinel,
         keys.services,
         keys.events,
         keys.project_info,
