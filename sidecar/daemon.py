@@ -17,7 +17,9 @@ from typing import ParamSpec, TypeVar
 from loguru import logger
 
 from sidecar import logs
+from sidecar.command_reader import CommandReader, Incoming
 from sidecar.compose import Compose
+from sidecar.control import Control
 from sidecar.debounce import Debouncer
 from sidecar.deployer import Deployer
 from sidecar.docker_events import ContainerEvent, DockerEvents, StreamState
@@ -53,7 +55,7 @@ class Wake:
     pass
 
 
-Message = Paths | JobDone | Wake | ContainerEvent | StreamState
+Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming
 
 # Events after which an instance must not receive traffic, at once.
 _LEAVE = {"die", "stop", "destroy", "pause", "oom"}
@@ -108,6 +110,9 @@ class Daemon:
             compose, self.deployer, self.queue.put, self.cancel_builds, settings.build_timeout_s
         )
         self._last_build: dict[str, dict[str, str]] = {}
+        self.control = Control(self)
+        self.deployer.retire_first = self.control.retire_first
+        self.commands: CommandReader | None = None
         self.crashes = CrashLoop(
             settings.crash_backoff_base_s,
             settings.crash_backoff_max_s,
@@ -130,7 +135,10 @@ class Daemon:
     def run(self) -> int:
         self._safe(self.store.enable_keyspace_events)
         self._load_initial()
-        self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        lost = self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        self.control.load_desired(adopt_running=bool(lost))
+        self.commands = CommandReader(self.store, self.queue.put)
+        self.commands.start()
         self.docker_events = DockerEvents(
             self.compose.docker_cmd(),
             self.project.name,
@@ -198,6 +206,8 @@ class Daemon:
             self.watcher.stop()
         if self.docker_events:
             self.docker_events.stop()
+        if self.commands:
+            self.commands.stop()
         self.jobs.waiting.clear()
         self.jobs.followups.clear()
         deadline = time.monotonic() + self.settings.stop_grace_s
@@ -230,6 +240,8 @@ class Daemon:
             self._container_event(msg)
         elif isinstance(msg, StreamState):
             self._stream_state(msg)
+        elif isinstance(msg, Incoming):
+            self.control.on_command(msg)
 
     # --- docker events -------------------------------------------------------------------
     def _on_docker(self, msg: ContainerEvent | StreamState) -> None:
@@ -341,6 +353,8 @@ class Daemon:
         self.rotation.republish()
         for svc, fields in self._last_build.items():
             self._safe(self.store.record_build, svc, fields)
+        for svc, replicas in self.control.desired.items():
+            self._safe(self.store.set_desired, svc, replicas)
         # the hash cache is rebuilt from disk; pending (unbuilt) changes stay pending
         missing = self.sources.rebuild_cache([s.name for s in self.project.built_services()])
         self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
@@ -392,6 +406,10 @@ class Daemon:
             self._project_invalid(exc)
             return
         project = self._keep_invalid_services(project)
+        for name, spec in project.services.items():
+            old = self.project.services.get(name)
+            if old is not None and old.replicas != spec.replicas:
+                self.control.forget_desired(name)  # the compose file's own count wins again
         actions = plan_project_change(self.project, project)
         self._set_project(project)
         self._event("project-reloaded", actions=len(actions))
@@ -475,6 +493,9 @@ class Daemon:
                 self._reload_project()
             changed = self.sources.changes(paths)
         for svc, count in changed.items():
+            if self.control.is_paused(svc):
+                logger.info("{}: {} files changed; paused, not building", svc, count)
+                continue
             self.jobs.request(svc, f"{count} files changed")
 
     # --- jobs: build, roll out, converge -------------------------------------------------
@@ -482,7 +503,7 @@ class Daemon:
         if self.stopping.is_set():
             return
         for name, kind, reason in self.jobs.start():
-            svc = self.project.services.get(name)
+            svc = self.control.effective(name)
             if svc is None or (kind is Kind.CONVERGE and name in self.crashes.failed):
                 self.jobs.finished(name)
                 continue
@@ -499,6 +520,7 @@ class Daemon:
         self.jobs.finished(done.service)
         quiet = _quiet(done.reason) and done.ok and not (done.deploy and done.deploy.changed)
         try:
+            self.control.answer_awaiting(done)
             if not quiet:
                 self._record_job(done)
         finally:

@@ -45,6 +45,8 @@ class Deployer:
         self.cancel = cancel
         self.url_mode = url_mode
         self.network = network
+        # service -> instance name a `destroy` command asked to go first (shared with Control)
+        self.retire_first: dict[str, str] = {}
 
     # --- addressing ----------------------------------------------------------------------
     def target(self, inst: Instance, spec: ServeSpec) -> tuple[str, tuple[str, int]] | None:
@@ -109,7 +111,10 @@ class Deployer:
         if never_served:
             self.rotation.expect_exit(never_served)
             self.compose.stop_remove(never_served)  # e.g. `compose up --scale` by hand
-        batch = plan_scale(serving + paused, svc.replicas)
+        named = self.retire_first.pop(svc.name, None)
+        first = [i.id for i in running if i.name == named and i.id in serving]
+        serving = [c for c in serving if c not in first] + first  # plan_scale retires the last
+        batch = plan_scale(paused + serving, svc.replicas)
         ok, started = self._start(svc, batch.start, spec) if batch.start else (True, 0)
         retired = self._retire(svc, [c for c in batch.retire if c not in paused], spec)
         changed = bool(started or retired or never_served or set(members) ^ set(serving))

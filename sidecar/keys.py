@@ -60,6 +60,26 @@ class Keys:
         """HASH container id -> JSON {name, url, state, since} of the service's instances."""
         return f"{self.base}:instances:{name}"
 
+    @property
+    def commands(self) -> str:
+        """STREAM of commands (`XADD ... action scale service web replicas 3`), read by the
+        daemon through the consumer group `sidecar`."""
+        return f"{self.base}:commands"
+
+    def result(self, command_id: str) -> str:
+        """STRING (TTL 1 day) JSON {id, ok, action, service, message, at}: a command's result."""
+        return f"{self.base}:result:{command_id}"
+
+    def desired(self, name: str) -> str:
+        """STRING: replicas set by a scale/spawn/destroy command (overrides the compose file
+        until the compose file's own count changes)."""
+        return f"{self.base}:desired:{name}"
+
+    @property
+    def paused(self) -> str:
+        """SET of services whose file changes are ignored (`pause`); `*` means all."""
+        return f"{self.base}:paused"
+
     def pattern(self) -> str:
         """Glob matching every key of this project (for cleanup and `SCAN`)."""
         return f"{self.base}:*"

@@ -91,6 +91,19 @@ class ServeSpec(_Strict):
         le=100,
         description="Instances to run; default: `deploy.replicas`, `scale`, else 1.",
     )
+    min_replicas: int = Field(
+        default=1,
+        ge=0,
+        le=100,
+        description="`destroy` commands never go below this.",
+    )
+    max_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="`scale`/`spawn` commands never go above this (nor above the global "
+        "`max_replicas` setting).",
+    )
     rule: str | None = Field(
         default=None,
         description="Traefik router rule; default ``Host(`<service>.localhost`)``.",

@@ -154,6 +154,24 @@ class Settings(BaseSettings):
         json_schema_extra=group("serving"),
     )
 
+    # --- commands --------------------------------------------------------------------------
+    max_replicas: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="Global cap on any service's replicas set by a command (a service's own "
+        "x-sidecar max_replicas may be lower). Commands come from anyone who can write to "
+        "Redis: this bounds what they can make the Docker host run.",
+        json_schema_extra=group("commands"),
+    )
+    result_ttl_s: int = Field(
+        default=86400,
+        ge=60,
+        description="How long a command's result key is kept (and a repeated delivery of the "
+        "same command id is recognised).",
+        json_schema_extra=group("commands"),
+    )
+
     # --- resilience ----------------------------------------------------------------------
     resync_interval_s: float = Field(
         default=30.0,

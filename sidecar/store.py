@@ -9,7 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 from loguru import logger
@@ -43,6 +43,8 @@ def _log_retry(state: RetryCallState) -> None:
 
 
 _ATTEMPTS = 3
+GROUP = "sidecar"  # the consumer group reading the command stream
+CONSUMER = "sidecar"  # one daemon per project: a fixed name finds its own pending entries
 
 
 def connect(url: str) -> redis.Redis:
@@ -61,6 +63,12 @@ class Store:
         self.keys = keys
         self.events_maxlen = events_maxlen
         self.available = True
+        # commands are read as bytes: a non-UTF-8 field must become a clear error, not a crash
+        kwargs = {**client.connection_pool.connection_kwargs, "decode_responses": False}
+        pool = client.connection_pool
+        self.raw = redis.Redis(
+            connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+        )
         self._retrying = Retrying(
             stop=stop_after_attempt(_ATTEMPTS),
             wait=wait_exponential(multiplier=0.1, max=1.0),
@@ -284,6 +292,65 @@ class Store:
             pipe.execute()
 
         self._call(write)
+
+    # --- commands ------------------------------------------------------------------------
+
+    def ensure_group(self) -> None:
+        try:
+            self._call(
+                lambda: self.r.xgroup_create(self.keys.commands, GROUP, id="0", mkstream=True)
+            )
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read_commands(self, pending: bool, block_ms: int) -> list[tuple[str, dict[Any, Any]]]:
+        """Entries for our consumer: its own unacknowledged ones first (`pending`), then new."""
+        stream_id = "0" if pending else ">"
+        resp = self._call(
+            lambda: self.raw.xreadgroup(
+                GROUP,
+                CONSUMER,
+                {self.keys.commands: stream_id},
+                count=50,
+                block=None if pending else block_ms,
+            )
+        )
+        out = []
+        for _stream, entries in cast(list[Any], resp) or []:
+            for entry_id, fields in entries:
+                out.append((entry_id.decode(), dict(fields or {})))
+        return out
+
+    def finish_command(
+        self, entry_id: str, command_id: str, result: Mapping[str, Any], ttl_s: int
+    ) -> None:
+        """Write the result, then acknowledge: a crash in between re-delivers the command,
+        and its id finds the result already there (harmless repeat)."""
+        blob = json.dumps(dict(result), sort_keys=True)
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.set(self.keys.result(command_id), blob, ex=ttl_s)
+            pipe.xack(self.keys.commands, GROUP, entry_id)
+            pipe.execute()
+
+        self._call(write)
+
+    def command_result(self, command_id: str) -> dict[str, Any] | None:
+        raw = self._call(lambda: self.r.get(self.keys.result(command_id)))
+        return dict(json.loads(str(raw))) if raw else None
+
+    def set_desired(self, service: str, replicas: int | None) -> None:
+        key = self.keys.desired(service)
+        self._call(lambda: self.r.delete(key) if replicas is None else self.r.set(key, replicas))
+
+    def all_desired(self, services: Iterable[str]) -> dict[str, int]:
+        names = list(services)
+        if not names:
+            return {}
+        values = self._call(lambda: self.r.mget([self.keys.desired(s) for s in names]))
+        return {n: int(v) for n, v in zip(names, values, strict=True) if v is not None}
 
 
 def _glob_escape(text: str) -> str:

@@ -1,0 +1,223 @@
+"""Commands from Redis, executed by the reactor: validated by `commands`, turned into jobs
+or immediate actions, answered with a result key and an event, then acknowledged.
+
+A mixin of the Daemon: it shares the reactor's state (project, job queue, sources), and
+keeps its own: replica overrides set by commands, paused services, commands awaiting the
+job that carries them out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from sidecar.command_reader import Incoming
+from sidecar.commands import Action, Command, CommandError, Limits, parse_command
+from sidecar.compose import Instance
+from sidecar.model import ServiceSpec
+from sidecar.planner import Kind
+
+if TYPE_CHECKING:
+    from sidecar.daemon import Daemon
+    from sidecar.jobs import JobDone
+
+
+@dataclass(frozen=True)
+class Awaiting:
+    entry_id: str
+    command: Command
+    since: float  # wall time the command was accepted: a job that started later answers it
+
+
+class Control:
+    """Owned by the Daemon and run on its reactor thread; `d` is that daemon."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+        self.desired: dict[str, int] = {}
+        self.paused: set[str] = set()
+        self.awaiting: dict[str, list[Awaiting]] = {}
+        self.retire_first: dict[str, str] = {}
+
+    # --- the effective definition --------------------------------------------------------
+    def effective(self, name: str) -> ServiceSpec | None:
+        """The service as the jobs must see it: with a command's replica count, if any."""
+        svc = self.d.project.services.get(name)
+        if svc is None or not svc.served or name not in self.desired:
+            return svc
+        return replace(svc, replicas=self.desired[name])
+
+    def is_paused(self, name: str) -> bool:
+        return "*" in self.paused or name in self.paused
+
+    def load_desired(self, adopt_running: bool) -> None:
+        served = [s.name for s in self.d.project.services.values() if s.served]
+        self.desired = self.d._safe(self.d.store.all_desired, served) or {}
+        if not adopt_running:
+            return
+        # Redis lost our state: the running containers say what was scaled
+        for name in served:
+            empty: list[Instance] = []
+            found = self.d._safe_docker(partial(self.d.compose.instances, name), empty)
+            count = sum(1 for i in found if i.state == "running")
+            if count and count != self.d.project.services[name].replicas:
+                self.desired[name] = count
+                self.d._safe(self.d.store.set_desired, name, count)
+                logger.info("{}: replicas {} recovered from the running containers", name, count)
+
+    def forget_desired(self, name: str) -> None:
+        if self.desired.pop(name, None) is not None:
+            self.d._safe(self.d.store.set_desired, name, None)
+
+    # --- incoming ------------------------------------------------------------------------
+    def on_command(self, msg: Incoming) -> None:
+        counts = self._counts()
+        limits = Limits(
+            self.d.settings.max_replicas,
+            {
+                n: s.serve.max_replicas
+                for n, s in self.d.project.services.items()
+                if s.serve and s.serve.max_replicas
+            },
+            {n: s.serve.min_replicas for n, s in self.d.project.services.items() if s.serve},
+        )
+        try:
+            cmd = parse_command(msg.entry_id, msg.fields, self.d.project, limits, counts)
+        except CommandError as exc:
+            self._answer(msg.entry_id, _fallback_id(msg), False, str(exc), None)
+            return
+        if self.d._safe(self.d.store.command_result, cmd.id):
+            logger.info("command {} already answered: acknowledging the repeat", cmd.id)
+            self._answer(
+                msg.entry_id, cmd.id, True, "already done (repeated delivery)", cmd, record=False
+            )
+            return
+        try:
+            self._execute_command(msg.entry_id, cmd, counts)
+        except CommandError as exc:
+            self._answer(msg.entry_id, cmd.id, False, str(exc), cmd)
+
+    def _counts(self) -> dict[str, int]:
+        """Replicas each served service has now (declared or commanded)."""
+        return {
+            n: (self.effective(n) or s).replicas
+            for n, s in self.d.project.services.items()
+            if s.served
+        }
+
+    def _execute_command(self, entry_id: str, cmd: Command, counts: dict[str, int]) -> None:
+        svc = cmd.service
+        if cmd.action in (Action.SCALE, Action.SPAWN, Action.DESTROY):
+            assert svc is not None
+            target = {
+                Action.SCALE: cmd.replicas,
+                Action.SPAWN: counts[svc] + 1,
+                Action.DESTROY: counts[svc] - 1,
+            }[cmd.action]
+            assert target is not None
+            if cmd.instance:
+                if cmd.instance not in {i.name for i in self.d.compose.instances(svc)}:
+                    raise CommandError(f"{cmd.instance} is not an instance of {svc}")
+                self.retire_first[svc] = cmd.instance
+            self.desired[svc] = target
+            self.d._safe(self.d.store.set_desired, svc, target)
+            self._await(entry_id, cmd, Kind.CONVERGE, f"command {cmd.id}: {cmd.action} to {target}")
+        elif cmd.action is Action.REBUILD:
+            assert svc is not None
+            self.d.sources.take_all(svc)
+            self._await(entry_id, cmd, Kind.BUILD, f"command {cmd.id}: rebuild")
+        elif cmd.action is Action.REDEPLOY:
+            for name in [svc] if svc else list(self.d.project.services):
+                kind = Kind.ROLLOUT if self.d.project.services[name].served else Kind.UP
+                self._await(
+                    entry_id, replace(cmd, service=name), kind, f"command {cmd.id}: redeploy"
+                )
+        else:
+            self._immediate(entry_id, cmd)
+
+    def _immediate(self, entry_id: str, cmd: Command) -> None:
+        target = cmd.service or "*"
+        if cmd.action is Action.PAUSE:
+            self.paused.add(target)
+            self.d._safe(self.d.store.r.sadd, self.d.store.keys.paused, target)
+            self._answer(entry_id, cmd.id, True, f"file changes of {target} are ignored", cmd)
+        elif cmd.action is Action.RESUME:
+            self.paused -= {target} if target != "*" else set(self.paused)
+            self.d._safe(self.d.store.r.srem, self.d.store.keys.paused, target)
+            for name, count in self.d.sources.pending().items():
+                if not self.is_paused(name):  # what changed while paused gets built now
+                    self.d.jobs.request(name, f"{count} files changed while paused")
+            self._answer(entry_id, cmd.id, True, f"file changes of {target} are followed", cmd)
+        elif cmd.action is Action.RELOAD:
+            self.d._reload_project()
+            self._answer(entry_id, cmd.id, True, "project re-read", cmd)
+        elif cmd.action in (Action.QUIT, Action.STOP):
+            if cmd.action is Action.STOP:
+                self.d.cancel_builds.set()  # no grace: in-flight builds are cancelled now
+            self._answer(entry_id, cmd.id, True, f"{cmd.action}: stopping", cmd)
+            self.d.request_stop()
+
+    def _await(self, entry_id: str, cmd: Command, kind: Kind, reason: str) -> None:
+        assert cmd.service is not None
+        self.awaiting.setdefault(cmd.service, []).append(Awaiting(entry_id, cmd, time.time()))
+        self.d.jobs.request(cmd.service, reason, kind)
+
+    # --- results -------------------------------------------------------------------------
+    def answer_awaiting(self, done: JobDone) -> None:
+        """A job finished: it answers the commands accepted before it started."""
+        waiting = self.awaiting.get(done.service, [])
+        answered = [a for a in waiting if a.since <= done.started]
+        self.awaiting[done.service] = [a for a in waiting if a.since > done.started]
+        step = done.deploy or done.build
+        detail = step.tail if step is not None else ""
+        for a in answered:
+            message = detail.splitlines()[-1] if done.ok and detail else detail[-500:]
+            self._answer(a.entry_id, a.command.id, done.ok, message or done.kind.value, a.command)
+
+    def _answer(
+        self,
+        entry_id: str,
+        command_id: str,
+        ok: bool,
+        message: str,
+        cmd: Command | None,
+        record: bool = True,
+    ) -> None:
+        service = (cmd.service or "") if cmd else ""
+        action = cmd.action.value if cmd else ""
+        result = {
+            "id": command_id,
+            "ok": ok,
+            "message": message,
+            "at": round(time.time(), 3),
+            "action": action,
+            "service": service,
+        }
+        (logger.info if ok else logger.warning)(
+            "command {} {}: {}", command_id, "done" if ok else "rejected", message
+        )
+        self.d._safe(
+            self.d.store.finish_command, entry_id, command_id, result, self.d.settings.result_ttl_s
+        )
+        if record:
+            self.d._event(
+                "command-ok" if ok else "command-error",
+                service,
+                command=command_id,
+                action=action,
+                message=message,
+            )
+
+
+def _fallback_id(msg: Incoming) -> str:
+    """The caller's id if it is readable and well-formed, else the stream entry id."""
+    raw = msg.fields.get(b"id")
+    try:
+        text = raw.decode() if isinstance(raw, bytes) else ""
+    except UnicodeDecodeError:
+        text = ""
+    ok = 0 < len(text) <= 128 and all(c.isalnum() or c in "_.:-" for c in text)
+    return text if ok else msg.entry_id
