@@ -29,6 +29,10 @@ def test_every_key_is_documented() -> None:
         keys.hashes("<svc>"),
         keys.rotation("<svc>"),
         keys.instances("<svc>"),
+        keys.commands,
+        keys.result("<id>"),
+        keys.desired("<svc>"),
+        keys.paused,
     ]
     for name in names:
         assert f"`{name}`" in README, f"{name} missing from the README's key table"
