@@ -21,6 +21,12 @@ def collect(r: redis.Redis, keys: Keys) -> dict[str, Any]:
         info: dict[str, Any] = {str(k): str(v) for k, v in r.hgetall(keys.service(name)).items()}
         info["files"] = str(max(0, int(r.hlen(keys.hashes(name))) - 1))
         info["rotation"] = [str(u) for u in r.lrange(keys.rotation(name), 0, -1)]
+        desired = r.get(keys.desired(name))
+        info["desired"] = str(desired) if desired else info.get("replicas", "")
+        states = [
+            json.loads(str(v)).get("state", "?") for v in r.hgetall(keys.instances(name)).values()
+        ]
+        info["instances"] = {s: states.count(s) for s in sorted(set(states))}
         services[name] = info
     return {
         "project": keys.project,
@@ -49,7 +55,17 @@ def render(state: dict[str, Any]) -> str:
     err = state["project_info"].get("load_error")
     if err:
         lines.append(f"compose file error (last good model kept): {err.splitlines()[-1]}")
-    header = ("SERVICE", "CONTEXT", "FILES", "LAST BUILD", "RESULT", "DURATION", "ROTATION")
+    header = (
+        "SERVICE",
+        "CONTEXT",
+        "FILES",
+        "LAST BUILD",
+        "RESULT",
+        "DURATION",
+        "DESIRED",
+        "SERVING",
+        "STATE",
+    )
     rows = [header]
     for name, info in state["services"].items():
         at = info.get("last_build_at")
@@ -63,7 +79,9 @@ def render(state: dict[str, Any]) -> str:
                 f"{float(info['last_build_duration']):.2f}s"
                 if info.get("last_build_duration")
                 else "-",
-                str(len(info.get("rotation") or [])) if info.get("rotation") else "-",
+                info.get("desired") or "-",
+                str(len(info.get("rotation") or [])) if info.get("served") == "1" else "-",
+                info.get("state") or ("ok" if info.get("served") == "1" else "-"),
             )
         )
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]

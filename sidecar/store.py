@@ -142,6 +142,8 @@ class Store:
                         "dockerfile": svc.dockerfile or "",
                         "image": svc.image or "",
                         "watched": "1" if svc.built else "0",
+                        "served": "1" if svc.served else "0",
+                        "replicas": str(svc.replicas) if svc.served else "",
                     },
                 )
             pipe.hset(
