@@ -17,7 +17,7 @@ from typing import Literal
 
 import yaml
 from loguru import logger
-from python_on_whales import DockerClient
+from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
 from sidecar.ignore import DockerIgnore
@@ -233,46 +233,19 @@ class Compose:
             ("label", f"{PROJECT_LABEL}={self.project_name}"),
             ("label", f"{SERVICE_LABEL}={service}"),
         ]
-        out = []
-        for c in self.docker.container.list(all=True, filters=filters):
-            labels = c.config.labels or {}
-            if labels.get(ONEOFF_LABEL) == "True":
-                continue
-            nets = c.network_settings.networks or {}
-            ports: dict[int, int] = {}
-            for spec, bindings in (c.network_settings.ports or {}).items():
-                if bindings and spec.endswith("/tcp"):
-                    ports[int(spec.split("/")[0])] = int(bindings[0]["HostPort"])
-            out.append(
-                Instance(
-                    id=c.id,
-                    name=c.name,
-                    number=int(labels.get(NUMBER_LABEL, "0") or 0),
-                    image=c.image,
-                    state=c.state.status or "",
-                    health=c.state.health.status if c.state.health else None,
-                    ips={n: s.ip_address for n, s in nets.items() if s.ip_address},
-                    host_ports=ports,
-                    created=c.created.timestamp() if c.created else 0.0,
-                )
-            )
+        out = [
+            _instance(c)
+            for c in self.docker.container.list(all=True, filters=filters)
+            if (c.config.labels or {}).get(ONEOFF_LABEL) != "True"
+        ]
         return sorted(out, key=lambda i: (i.created, i.number))
 
     def instance(self, container_id: str) -> Instance | None:
-        for inst in self._inspect([container_id]):
-            return inst
-        return None
-
-    def _inspect(self, ids: list[str]) -> list[Instance]:
-        found: list[Instance] = []
-        for cid in ids:
-            try:
-                c = self.docker.container.inspect(cid)
-            except DockerException:
-                continue
-            svc = (c.config.labels or {}).get(SERVICE_LABEL, "")
-            found.extend(i for i in self.instances(svc) if i.id == c.id)
-        return found
+        """One container, freshly inspected (None when it is gone)."""
+        try:
+            return _instance(self.docker.container.inspect(container_id))
+        except DockerException:
+            return None
 
     def image_name(self, svc: ServiceSpec) -> str:
         return svc.image or f"{self.project_name}-{svc.name}"
@@ -331,6 +304,26 @@ class Compose:
 
 # compose's progress lines once it stops building and starts touching containers
 _TOUCHING = re.compile(r"^\s*(?:Container \S+\s+\w+|\S+\s+Built)\s*$")
+
+
+def _instance(c: Container) -> Instance:
+    labels = c.config.labels or {}
+    nets = c.network_settings.networks or {}
+    ports: dict[int, int] = {}
+    for spec, bindings in (c.network_settings.ports or {}).items():
+        if bindings and spec.endswith("/tcp"):
+            ports[int(spec.split("/")[0])] = int(bindings[0]["HostPort"])
+    return Instance(
+        id=c.id,
+        name=c.name,
+        number=int(labels.get(NUMBER_LABEL, "0") or 0),
+        image=c.image,
+        state=c.state.status or "",
+        health=c.state.health.status if c.state.health else None,
+        ips={n: s.ip_address for n, s in nets.items() if s.ip_address},
+        host_ports=ports,
+        created=c.created.timestamp() if c.created else 0.0,
+    )
 
 
 def _drain(proc: subprocess.Popen[bytes], tail: deque[str], touching: threading.Event) -> None:

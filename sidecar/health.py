@@ -47,7 +47,9 @@ def wait_healthy(
     while time.monotonic() < deadline:
         if cancel.is_set():
             return "cancelled"
-        inst = refresh() if spec.type == "docker" or good == 0 else None
+        # Docker is asked only when the probe alone cannot tell: for its healthcheck, or
+        # after a failed probe (has the container exited?). A healthy start costs no call.
+        inst = refresh() if spec.type == "docker" or last != "not probed yet" else None
         if inst is not None and inst.state not in ("running", "created"):
             return f"container {inst.state}"
         if spec.type == "docker":
