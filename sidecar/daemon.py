@@ -247,6 +247,18 @@ class Daemon:
     def _on_docker(self, msg: ContainerEvent | StreamState) -> None:
         """Runs on the events thread. Taking an instance out of the rotation happens right
         here (the rotation is thread-safe): milliseconds, not a trip through the loop."""
+        if (
+            isinstance(msg, ContainerEvent)
+            and leaves_rotation(msg)
+            and msg.action
+            not in (
+                "pause",
+                "health_status",
+            )
+        ):
+            self.rotation.mark_leaving(msg.container)  # whoever sent it, it is going away
+        if isinstance(msg, ContainerEvent) and msg.action == "start":
+            self.rotation.mark_back(msg.container)
         if isinstance(msg, ContainerEvent) and leaves_rotation(msg):
             t0 = time.monotonic()
             if self.rotation.remove(msg.service, msg.container, state=msg.action):

@@ -136,7 +136,9 @@ class Deployer:
         if dead:  # exited leftovers would be restarted by `compose up --scale` instead of new ones
             self.rotation.expect_exit(dead)
             self.compose.stop_remove(dead, timeout=0)
-        return [i for i in instances if i.state == "running"]
+        # an instance that got a fatal kill/stop is on its way out even while it still runs:
+        # never admitted, not counted, so its replacement starts at once
+        return [i for i in instances if i.state == "running" and not self.rotation.is_leaving(i.id)]
 
     def _start(self, svc: ServiceSpec, count: int, spec: ServeSpec) -> tuple[bool, int]:
         """Start `count` new instances; join the healthy ones. (all healthy?, joined)."""

@@ -32,6 +32,11 @@ class Rotation:
         self._lock = threading.RLock()
         self.dirty: set[str] = set()  # publishes that failed (Redis away): retried later
         self._expected: set[str] = set()  # containers the sidecar itself is stopping
+        # containers that got a fatal kill/stop/die: on their way out whoever sent it, so
+        # never admitted again and not counted as replicas (cleared on destroy or start)
+        self._leaving: set[str] = set()
+        # what Traefik last got per service: an unchanged routing writes only the table
+        self._published: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {}
 
     def configure(self, service: str, rule: str, entrypoints: tuple[str, ...]) -> None:
         with self._lock:
@@ -104,13 +109,30 @@ class Rotation:
             self._expected.update(ids)
 
     def exit_expected(self, cid: str) -> bool:
+        """Stopped by the sidecar, or killed/stopped by someone: not a crash."""
         with self._lock:
-            return any(cid.startswith(e) or e.startswith(cid) for e in self._expected)
+            known = self._expected | self._leaving
+            return any(cid.startswith(e) or e.startswith(cid) for e in known)
+
+    def mark_leaving(self, cid: str) -> None:
+        with self._lock:
+            self._leaving.add(cid)
+
+    def mark_back(self, cid: str) -> None:
+        """Started again (`docker start`): an ordinary instance once more."""
+        with self._lock:
+            self._leaving.discard(cid)
+            self._expected = {e for e in self._expected if not cid.startswith(e)}
+
+    def is_leaving(self, cid: str) -> bool:
+        with self._lock:
+            return cid in self._leaving
 
     def forget_container(self, cid: str) -> None:
         """Destroyed: nothing of our state may point at it any more."""
         with self._lock:
             self._expected = {e for e in self._expected if not cid.startswith(e)}
+            self._leaving.discard(cid)
             for service, svc in self._services.items():
                 if cid in svc.members or cid in svc.states:
                     svc.members.pop(cid, None)
@@ -121,6 +143,7 @@ class Rotation:
         """The service is no longer served: empty rotation, router and servers deleted."""
         with self._lock:
             svc = self._services.pop(service, None)
+            self._published.pop(service, None)
             if svc is None:
                 return
             try:
@@ -130,13 +153,21 @@ class Rotation:
 
     def republish(self) -> None:
         with self._lock:
+            self._published.clear()  # Redis may have lost everything: write it all
             for service in list(self._services):
                 self._publish(service)
 
     def _publish(self, service: str) -> None:
         svc = self._services[service]
         instances = {cid: json.dumps(info, sort_keys=True) for cid, info in svc.states.items()}
+        routing = (tuple(svc.members.values()), svc.rule, svc.entrypoints)
         try:
+            if self._published.get(service) == routing:
+                # Traefik's provider turns every key notification into a configuration
+                # message (each costs it a 2 s throttle slot): leave its keys alone
+                self.store.publish_instances(service, instances)
+                return
+            self._published.pop(service, None)
             self.store.publish_rotation(
                 service,
                 list(svc.members.values()),
@@ -145,6 +176,7 @@ class Rotation:
                 svc.rule,
                 svc.entrypoints,
             )
+            self._published[service] = routing
             self.dirty.discard(service)
         except StoreUnavailable:
             self.dirty.add(service)

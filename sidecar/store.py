@@ -245,6 +245,20 @@ class Store:
                 exc,
             )
 
+    def publish_instances(self, service: str, instances: Mapping[str, str]) -> None:
+        """Only the instance table (the routing did not change)."""
+        key = self.keys.instances(service)
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(key)
+            if instances:
+                table: dict[Field, Field] = {str(k): v for k, v in instances.items()}
+                pipe.hset(key, mapping=table)
+            pipe.execute()
+
+        self._call(write)
+
     def publish_rotation(
         self,
         service: str,

@@ -348,6 +348,8 @@ class Traefik:
                     f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",
                     "--api.insecure=true",
                     "--ping=true",
+                    "--global.checknewversion=false",  # no traffic beyond loopback
+                    "--global.sendanonymoususage=false",
                     "--log.level=INFO",
                 ],
                 stdout=out,

@@ -136,3 +136,55 @@ def test_crash_loop_backs_off_then_marks_failed(
     replaced_at = [float(e["at"]) for e in sc.events("converged", "web")]
     gaps = [b - a for a, b in itertools.pairwise(replaced_at)]
     assert gaps and max(gaps) >= 0.9, f"replacements back off: {gaps}"
+
+
+SLOW_EXIT = """FROM scratch
+COPY busybox /bin/busybox
+COPY www /www
+CMD ["/bin/busybox", "sh", "-c", \
+     "trap 'sleep 4; exit 0' TERM; /bin/busybox httpd -f -p 8080 -h /www & wait"]
+"""
+
+
+def test_stopping_instance_is_not_readmitted_and_is_replaced_at_once(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    served(workspace, "web", replicas=2)
+    workspace.write_compose()
+    workspace.write("web/Dockerfile", SLOW_EXIT)  # keeps serving for 4 s after SIGTERM
+    sc = sidecar()
+    sc.start()
+    wait_for(lambda: converged(sc, "web", 2), 30, "two instances serving")
+    victim = workspace.containers("web")[0]
+    url = url_of(sc, victim)
+    stopper = subprocess.Popen(["docker", "stop", "-t", "10", victim])
+    try:
+        t0 = time.monotonic()
+        wait_for(lambda: url not in rotation_urls(sc, "web"), 2, "the stopping URL to leave", 0.002)
+        replaced = False
+        while time.monotonic() - t0 < 3.5:  # the victim still runs and answers meanwhile
+            urls = rotation_urls(sc, "web")
+            assert url not in urls, "a stopping instance must not be admitted again"
+            replaced = replaced or len(urls) == 2
+            time.sleep(0.05)
+        assert replaced, "the replacement serves before the stopping instance has exited"
+    finally:
+        stopper.wait(30)
+    assert not sc.events("instance-unhealthy", "web")
+
+
+def test_kills_by_hand_are_not_crashes(workspace: Workspace, sidecar: SidecarFactory) -> None:
+    served(workspace, "web", replicas=1)
+    workspace.write_compose()
+    sc = sidecar(crash_max_failures="3")
+    sc.start()
+    for n in range(4):
+        wait_for(lambda: converged(sc, "web", 1), 30, f"serving before kill {n + 1}")
+        docker("kill", workspace.containers("web")[0])
+        wait_for(
+            lambda: not workspace.containers("web") or converged(sc, "web", 1),
+            30,
+            "the kill to be seen",
+        )
+    wait_for(lambda: converged(sc, "web", 1), 30, "replaced after the last kill")
+    assert not sc.events("service-failed", "web"), "someone's docker kill is not a crash loop"
