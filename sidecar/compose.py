@@ -216,9 +216,11 @@ class Compose:
         )
 
     # --- containers ----------------------------------------------------------------------
-    def _containers(self, service: str | None = None) -> list[tuple[str, str]]:
+    def _containers(
+        self, service: str | None = None, running: bool = False
+    ) -> list[tuple[str, str]]:
         found = self.docker.container.list(
-            all=True, filters=[("label", f"{PROJECT_LABEL}={self.project_name}")]
+            all=not running, filters=[("label", f"{PROJECT_LABEL}={self.project_name}")]
         )
         out = []
         for c in found:
@@ -289,8 +291,13 @@ class Compose:
         except DockerException as exc:
             return f"(no logs: {_clean(str(exc))})"
 
-    def running_services(self) -> set[str]:
+    def services_with_containers(self) -> set[str]:
+        """Services that have containers, in any state."""
         return {svc for _, svc in self._containers()}
+
+    def running_services(self) -> set[str]:
+        """Services with at least one running container."""
+        return {svc for _, svc in self._containers(running=True)}
 
     def remove_service(self, service: str) -> int:
         ids = [cid for cid, _ in self._containers(service)]

@@ -389,8 +389,8 @@ class Daemon:
             self._project_invalid(exc)
             return
         self._set_project(project)
-        running: set[str] = self._safe_docker(self.compose.running_services, set())
-        self._execute(plan_orphans(project, running - set(self.settings.exclude)))
+        present: set[str] = self._safe_docker(self.compose.services_with_containers, set())
+        self._execute(plan_orphans(project, present - set(self.settings.exclude)))
         self._startup_scan()
         plain = [s.name for s in project.services.values() if not s.served and not s.serve_error]
         if plain and not self.stopping.is_set():
