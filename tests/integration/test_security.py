@@ -1,0 +1,95 @@
+"""Redis with ACL users and passwords works, and secrets never reach logs or status."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from tests.integration.harness import Sidecar, Workspace, converged, free_port, served, wait_for
+
+SECRET = "s3cr3t-Pa55word"
+
+
+def test_acl_user_and_password_work_and_stay_secret(workspace: Workspace, tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--user",
+            "default",
+            "off",
+            "--user",
+            "sidecar",
+            "on",
+            f">{SECRET}",
+            "~*",
+            "&*",
+            "+@all",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://sidecar:{SECRET}@127.0.0.1:{port}/0"
+    sc = Sidecar(workspace, url, tmp_path / "sidecar.log", log_json="true")
+    try:
+        wait_for(lambda: _pings(url), 10, "the ACL redis to answer")
+        anonymous = redis.Redis(port=port)
+        try:
+            anonymous.ping()
+            raise AssertionError("the default user must be off in this test")
+        except redis.AuthenticationError:
+            pass
+        served(workspace, "web", replicas=1)
+        workspace.write_compose()
+        sc.start()
+        wait_for(lambda: converged(sc, "web", 1), 30, "serving through an ACL-protected redis")
+        status = subprocess.run(
+            [sys.executable, "-m", "sidecar", "status"],
+            env=sc.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert status.returncode == 0 and "alive" in status.stdout
+        bad = dict(sc.env(), SIDECAR_REDIS_URL=url.replace(SECRET, "wrong-" + SECRET))
+        denied = subprocess.run(
+            [sys.executable, "-m", "sidecar", "status"],
+            env=bad,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert denied.returncode == 2
+        sc.stop()
+        for text in (
+            sc.log.read_text(),
+            status.stdout,
+            status.stderr,
+            denied.stdout,
+            denied.stderr,
+        ):
+            assert SECRET not in text, "the password leaked"
+        assert "sidecar:***@127.0.0.1" in sc.log.read_text()
+    finally:
+        sc.stop()
+        sc.cleanup_keys()
+        server.terminate()
+        server.wait(10)
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url).ping())
+    except redis.RedisError:
+        return False
