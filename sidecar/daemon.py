@@ -256,7 +256,8 @@ class Daemon:
                 "health_status",
             )
         ):
-            self.rotation.mark_leaving(msg.container)  # whoever sent it, it is going away
+            # whoever sent it, it is going away; a kill or stop means someone chose that
+            self.rotation.mark_leaving(msg.container, killed=msg.action in ("kill", "stop"))
         if isinstance(msg, ContainerEvent) and msg.action == "start":
             self.rotation.mark_back(msg.container)
         if isinstance(msg, ContainerEvent) and leaves_rotation(msg):

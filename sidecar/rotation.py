@@ -35,6 +35,8 @@ class Rotation:
         # containers that got a fatal kill/stop/die: on their way out whoever sent it, so
         # never admitted again and not counted as replicas (cleared on destroy or start)
         self._leaving: set[str] = set()
+        # containers someone killed or stopped (`docker kill`/`stop`): their death is no crash
+        self._killed: set[str] = set()
         # what Traefik last got per service: an unchanged routing writes only the table
         self._published: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {}
 
@@ -111,17 +113,20 @@ class Rotation:
     def exit_expected(self, cid: str) -> bool:
         """Stopped by the sidecar, or killed/stopped by someone: not a crash."""
         with self._lock:
-            known = self._expected | self._leaving
+            known = self._expected | self._killed
             return any(cid.startswith(e) or e.startswith(cid) for e in known)
 
-    def mark_leaving(self, cid: str) -> None:
+    def mark_leaving(self, cid: str, killed: bool) -> None:
         with self._lock:
             self._leaving.add(cid)
+            if killed:
+                self._killed.add(cid)
 
     def mark_back(self, cid: str) -> None:
         """Started again (`docker start`): an ordinary instance once more."""
         with self._lock:
             self._leaving.discard(cid)
+            self._killed.discard(cid)
             self._expected = {e for e in self._expected if not cid.startswith(e)}
 
     def is_leaving(self, cid: str) -> bool:
@@ -133,6 +138,7 @@ class Rotation:
         with self._lock:
             self._expected = {e for e in self._expected if not cid.startswith(e)}
             self._leaving.discard(cid)
+            self._killed.discard(cid)
             for service, svc in self._services.items():
                 if cid in svc.members or cid in svc.states:
                     svc.members.pop(cid, None)
