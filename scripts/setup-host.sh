@@ -12,6 +12,7 @@ log() { printf '[setup] %s\n' "$*"; }
 need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
+command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)   # TLS test certificates
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || \
   dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

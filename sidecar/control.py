@@ -90,10 +90,9 @@ class Control:
             self._answer(msg.entry_id, _fallback_id(msg), False, str(exc), None)
             return
         if self.d._safe(self.d.store.command_result, cmd.id):
+            # a repeated delivery: the first result stands, nothing is done twice
             logger.info("command {} already answered: acknowledging the repeat", cmd.id)
-            self._answer(
-                msg.entry_id, cmd.id, True, "already done (repeated delivery)", cmd, record=False
-            )
+            self.d._safe(self.d.store.ack_command, msg.entry_id)
             return
         try:
             self._execute_command(msg.entry_id, cmd, counts)
@@ -184,7 +183,6 @@ class Control:
         ok: bool,
         message: str,
         cmd: Command | None,
-        record: bool = True,
     ) -> None:
         service = (cmd.service or "") if cmd else ""
         action = cmd.action.value if cmd else ""
@@ -202,14 +200,13 @@ class Control:
         self.d._safe(
             self.d.store.finish_command, entry_id, command_id, result, self.d.settings.result_ttl_s
         )
-        if record:
-            self.d._event(
-                "command-ok" if ok else "command-error",
-                service,
-                command=command_id,
-                action=action,
-                message=message,
-            )
+        self.d._event(
+            "command-ok" if ok else "command-error",
+            service,
+            command=command_id,
+            action=action,
+            message=message,
+        )
 
 
 def _fallback_id(msg: Incoming) -> str:

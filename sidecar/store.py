@@ -353,6 +353,9 @@ class Store:
 
         self._call(write)
 
+    def ack_command(self, entry_id: str) -> None:
+        self._call(lambda: self.r.xack(self.keys.commands, GROUP, entry_id))
+
     def command_result(self, command_id: str) -> dict[str, Any] | None:
         raw = self._call(lambda: self.r.get(self.keys.result(command_id)))
         return dict(json.loads(str(raw))) if raw else None

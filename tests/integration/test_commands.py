@@ -186,3 +186,34 @@ def test_malformed_commands_never_hurt(workspace: Workspace, sidecar: SidecarFac
 GOOD_EXAMPLES = [{"action": "scale", "service": "web", "replicas": n} for n in ("1", "2", "3")] + [
     {"action": a, "service": "web"} for a in ("pause", "resume")
 ]
+
+
+def test_command_written_while_down_is_processed_once(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    sc = start(workspace, sidecar)
+    sc.stop()
+    stream = f"sidecar:{workspace.name}:commands"
+    cmd: dict[Any, Any] = {"action": "scale", "service": "web", "replicas": "2", "id": "while-down"}
+    sc.r.xadd(stream, cmd)
+    sc.start()
+    result = wait_for(
+        lambda: sc.r.get(f"sidecar:{workspace.name}:result:while-down"),
+        60,
+        "the command written while the sidecar was down to be answered",
+    )
+    assert json.loads(str(result))["ok"] is True
+    wait_for(lambda: converged(sc, "web", 2), 30, "2 instances")
+    # a repeated delivery of the same id changes nothing and keeps the first result
+    again: dict[Any, Any] = {
+        "action": "scale",
+        "service": "web",
+        "replicas": "3",
+        "id": "while-down",
+    }
+    sc.r.xadd(stream, again)
+    wait_for(lambda: not sc.r.xpending(stream, "sidecar")["pending"], 20, "the repeat acked")
+    sc.settle()
+    assert converged(sc, "web", 2)
+    assert json.loads(str(sc.r.get(f"sidecar:{workspace.name}:result:while-down")))["ok"]
+    assert len(sc.events("command-ok")) == 1

@@ -93,3 +93,80 @@ def _pings(url: str) -> bool:
         return bool(redis.Redis.from_url(url).ping())
     except redis.RedisError:
         return False
+
+
+def test_tls_redis_with_password(workspace: Workspace, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(cert),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            SECRET,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"rediss://:{SECRET}@127.0.0.1:{port}/0?ssl_ca_certs={cert}"
+    sc = Sidecar(workspace, url, tmp_path / "sidecar.log")
+    try:
+        wait_for(lambda: _pings(url), 10, "the TLS redis to answer")
+        served(workspace, "web", replicas=1)
+        workspace.write_compose()
+        sc.start()
+        wait_for(lambda: converged(sc, "web", 1), 30, "serving through a TLS redis")
+        scale = subprocess.run(
+            [sys.executable, "-m", "sidecar", "scale", "web", "2"],
+            env=sc.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert scale.returncode == 0, scale.stderr
+        sc.stop()
+        assert SECRET not in sc.log.read_text() + scale.stdout + scale.stderr
+    finally:
+        sc.stop()
+        sc.cleanup_keys()
+        server.terminate()
+        server.wait(10)
