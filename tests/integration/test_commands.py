@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import Sidecar, Workspace, converged, served, wait_for
+from tests.integration.harness import (
+    Sidecar,
+    Workspace,
+    converged,
+    free_port,
+    http_get,
+    served,
+    wait_for,
+)
 
 FAST = {"rollout": {"proxy_settle": 0, "drain": 0}, "max_replicas": 4, "min_replicas": 1}
 
@@ -217,3 +225,25 @@ def test_command_written_while_down_is_processed_once(
     assert converged(sc, "web", 2)
     assert json.loads(str(sc.r.get(f"sidecar:{workspace.name}:result:while-down")))["ok"]
     assert len(sc.events("command-ok")) == 1
+
+
+def test_spawned_instances_get_distinct_ports_from_the_range(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    low = free_port()
+    extra: dict[str, Any] = {
+        "ports": [f"127.0.0.1:{low}-{low + 20}:8080"],
+        "x-sidecar": {"port": 8080, "replicas": 1, "max_replicas": 5, **FAST},
+    }
+    workspace.add_service("web", None, "v0", False, **extra)
+    workspace.write_compose()
+    sc = sidecar(url_mode="host")
+    sc.start()
+    key = f"sidecar:{workspace.name}:rotation:web"
+    wait_for(lambda: sc.r.llen(key) == 1, 30, "one instance")
+    assert cli(sc, "spawn", "web").returncode == 0
+    assert cli(sc, "spawn", "web").returncode == 0
+    urls = [str(u) for u in sc.r.lrange(key, 0, -1)]
+    ports = {int(u.rsplit(":", 1)[1]) for u in urls}
+    assert len(ports) == 3 and all(low <= p <= low + 20 for p in ports), urls
+    assert all(http_get(p) == "v0" for p in ports)

@@ -44,12 +44,12 @@ def test_acl_user_and_password_work_and_stay_secret(workspace: Workspace, tmp_pa
     sc = Sidecar(workspace, url, tmp_path / "sidecar.log", log_json="true")
     try:
         wait_for(lambda: _pings(url), 10, "the ACL redis to answer")
-        anonymous = redis.Redis(port=port)
-        try:
-            anonymous.ping()
-            raise AssertionError("the default user must be off in this test")
-        except redis.AuthenticationError:
-            pass
+        with redis.Redis(port=port) as anonymous:
+            try:
+                anonymous.ping()
+                raise AssertionError("the default user must be off in this test")
+            except redis.AuthenticationError:
+                pass
         served(workspace, "web", replicas=1)
         workspace.write_compose()
         sc.start()
@@ -90,7 +90,8 @@ def test_acl_user_and_password_work_and_stay_secret(workspace: Workspace, tmp_pa
 
 def _pings(url: str) -> bool:
     try:
-        return bool(redis.Redis.from_url(url).ping())
+        with redis.Redis.from_url(url) as client:
+            return bool(client.ping())
     except redis.RedisError:
         return False
 
