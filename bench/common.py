@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import time
@@ -181,3 +182,90 @@ def results_dir(name: str) -> Path:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+class WatchProcess:
+    """`docker compose up -d`, then `docker compose watch` in its own process group, its
+    output going to `log`: the compose-watch side of the benchmarks that compare with it."""
+
+    def __init__(self, ws: Any, log: Path, quiet: float, timeout: float) -> None:
+        self.ws = ws
+        self.log = log
+        self.quiet = quiet  # settled: nothing printed for this long
+        self.timeout = timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        up = self.ws.compose("up", "-d", check=False)
+        if up.returncode != 0:
+            raise RuntimeError(f"docker compose up failed:\n{up.stderr[-2000:]}")
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    "docker",
+                    "compose",
+                    "-p",
+                    self.ws.name,
+                    "--project-directory",
+                    str(self.ws.root),
+                    "watch",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.ws.root,
+                start_new_session=True,
+            )
+        if not poll(lambda: "Watch enabled" in self.text() or self.died(), self.timeout, 0.05):
+            raise RuntimeError(f"compose watch did not start:\n{self.tail()}")
+        if self.died():
+            raise RuntimeError(f"compose watch exited:\n{self.tail()}")
+        self.settle()
+
+    def text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def size(self) -> int:
+        try:
+            return self.log.stat().st_size
+        except OSError:
+            return 0
+
+    def died(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.text().splitlines()[-lines:]) or "(no log)"
+
+    def settle(self) -> None:
+        """Quiet: compose watch printed nothing for `quiet` seconds."""
+        deadline = time.monotonic() + self.timeout
+        size, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            if self.died():
+                raise RuntimeError(f"compose watch exited:\n{self.tail()}")
+            now_size = self.size()
+            if now_size != size:
+                size, since = now_size, time.monotonic()
+            elif time.monotonic() - since >= self.quiet:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"compose watch did not settle:\n{self.tail()}")
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                return
+            try:
+                proc.wait(wait)
+                return
+            except subprocess.TimeoutExpired:
+                continue

@@ -16,8 +16,6 @@ import argparse
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +27,7 @@ from pathlib import Path
 from bench.common import (
     IMAGE_LABEL,
     Json,
+    WatchProcess,
     container_creates,
     container_events,
     environment,
@@ -131,86 +130,29 @@ class SidecarTool(Tool):
 
 
 class ComposeWatchTool(Tool):
-    """`docker compose up -d`, then `docker compose watch` in its own process group."""
+    """`docker compose up -d`, then `docker compose watch` (bench.common.WatchProcess)."""
 
     label = WATCH
 
     def __init__(self, ws: Workspace, log: Path) -> None:
         super().__init__(ws, log)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.watch = WatchProcess(ws, log, WATCH_QUIET, SETTLE_TIMEOUT)
 
     def start(self) -> None:
-        up = self.ws.compose("up", "-d", check=False)
-        if up.returncode != 0:
-            raise RuntimeError(f"docker compose up failed:\n{up.stderr[-2000:]}")
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    "docker",
-                    "compose",
-                    "-p",
-                    self.ws.name,
-                    "--project-directory",
-                    str(self.ws.root),
-                    "watch",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.ws.root,
-                start_new_session=True,
-            )
-        if not poll(lambda: "Watch enabled" in self._text() or self._died(), 120, 0.05):
-            raise RuntimeError(f"compose watch did not start:\n{self.log_tail()}")
-        if self._died():
-            raise RuntimeError(f"compose watch exited:\n{self.log_tail()}")
-        self.settle()
-
-    def _text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _died(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
+        self.watch.start()
 
     def settle(self) -> None:
-        """Quiet: compose watch printed nothing for WATCH_QUIET seconds."""
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        size, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            if self._died():
-                raise RuntimeError(f"compose watch exited:\n{self.log_tail()}")
-            now_size = self.log.stat().st_size
-            if now_size != size:
-                size, since = now_size, time.monotonic()
-            elif time.monotonic() - since >= WATCH_QUIET:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"compose watch did not settle:\n{self.log_tail()}")
+        self.watch.settle()
 
     def builds(self) -> dict[str, int]:
         counts = dict.fromkeys(self.ws.services, 0)
-        for match in REBUILDING.finditer(self._text()):
+        for match in REBUILDING.finditer(self.watch.text()):
             for svc in re.findall(r'"([^"]+)"', match.group(1)):
                 counts[svc] = counts.get(svc, 0) + 1
         return counts
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        self.watch.stop()
 
 
 # --- fixture ---------------------------------------------------------------------------------

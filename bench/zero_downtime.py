@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from typing import Any
 from bench.common import (
     IMAGE_LABEL,
     Json,
+    WatchProcess,
     container_events,
     environment,
     fmt,
@@ -309,73 +309,22 @@ class SidecarTool(Tool):
 
 
 class ComposeWatchTool(Tool):
-    """`docker compose up -d`, then `docker compose watch` in its own process group."""
+    """`docker compose up -d`, then `docker compose watch` (bench.common.WatchProcess)."""
 
     label = WATCH
 
     def __init__(self, ws: Workspace, log: Path) -> None:
         super().__init__(ws, log)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.watch = WatchProcess(ws, log, WATCH_QUIET, START_TIMEOUT)
 
     def start(self) -> None:
-        up = self.ws.compose("up", "-d", check=False)
-        if up.returncode != 0:
-            raise RuntimeError(f"docker compose up failed:\n{up.stderr[-2000:]}")
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    "docker",
-                    "compose",
-                    "-p",
-                    self.ws.name,
-                    "--project-directory",
-                    str(self.ws.root),
-                    "watch",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.ws.root,
-                start_new_session=True,
-            )
-        if not poll(lambda: "Watch enabled" in self._text() or self._died(), START_TIMEOUT, 0.05):
-            raise RuntimeError(f"compose watch did not start:\n{self.log_tail()}")
-        if self._died():
-            raise RuntimeError(f"compose watch exited:\n{self.log_tail()}")
-        self.settle()
-
-    def _text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _size(self) -> int:
-        try:
-            return self.log.stat().st_size
-        except OSError:
-            return 0
-
-    def _died(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
+        self.watch.start()
 
     def settle(self) -> None:
-        """Quiet: compose watch printed nothing for WATCH_QUIET seconds."""
-        deadline = time.monotonic() + REDEPLOY_TIMEOUT
-        size, since = -1, time.monotonic()
-        while time.monotonic() < deadline:
-            if self._died():
-                raise RuntimeError(f"compose watch exited:\n{self.log_tail()}")
-            now_size = self._size()
-            if now_size != size:
-                size, since = now_size, time.monotonic()
-            elif time.monotonic() - since >= WATCH_QUIET:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"compose watch did not settle:\n{self.log_tail()}")
+        self.watch.settle()
 
     def mark(self) -> Any:
-        return self._size()
+        return self.watch.size()
 
     def wait_finished(self, since: float, content: str, load: OpenLoad, mark: Any) -> Finished:
         """The new content served through Traefik, and compose watch, having printed something
@@ -384,9 +333,9 @@ class ComposeWatchTool(Tool):
         size = int(mark)
         last_output: float | None = None
         while time.monotonic() < deadline:
-            if self._died():
-                raise RuntimeError(f"compose watch exited:\n{self.log_tail()}")
-            now_size = self._size()
+            if self.watch.died():
+                raise RuntimeError(f"compose watch exited:\n{self.watch.tail()}")
+            now_size = self.watch.size()
             if now_size != size:
                 size, last_output = now_size, time.time()
             if (
@@ -403,7 +352,7 @@ class ComposeWatchTool(Tool):
                     if svc == SVC
                 ]
                 at = max([last_output, *starts])
-                printed = self._text().encode()[int(mark) :].decode(errors="replace")
+                printed = self.watch.text().encode()[int(mark) :].decode(errors="replace")
                 detail: Json = {
                     "last_output_s": last_output - since,
                     "container_starts_s": [t - since for t in starts],
@@ -417,19 +366,7 @@ class ComposeWatchTool(Tool):
         return Finished(time.time(), "timeout", {})
 
     def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                proc.wait(wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        self.watch.stop()
 
 
 # --- fixture -----------------------------------------------------------------------------------

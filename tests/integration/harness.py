@@ -496,3 +496,16 @@ def converged(sc: Sidecar, service: str, replicas: int) -> bool:
     """The rotation list, Traefik's servers and the running containers agree, at `replicas`."""
     rotation, servers, running = rotation_state(sc, service)
     return len(running) == replicas and rotation == servers == running
+
+
+def start_served(
+    ws: Workspace, make: Callable[..., Sidecar], replicas: int, **serve: Any
+) -> tuple[Sidecar, str]:
+    """One served service `web`, the sidecar started, `replicas` instances serving:
+    (the sidecar, the Host header that routes to `web`)."""
+    host = served(ws, "web", replicas=replicas, **serve)
+    ws.write_compose()
+    sc = make()
+    sc.start()
+    wait_for(lambda: converged(sc, "web", replicas), 30, f"{replicas} instance(s) serving")
+    return sc, host

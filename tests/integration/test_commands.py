@@ -18,7 +18,7 @@ from tests.integration.harness import (
     converged,
     free_port,
     http_get,
-    served,
+    start_served,
     wait_for,
 )
 
@@ -36,12 +36,7 @@ def cli(sc: Sidecar, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def start(workspace: Workspace, sidecar: SidecarFactory, replicas: int = 1) -> Sidecar:
-    served(workspace, "web", replicas=replicas, **FAST)
-    workspace.write_compose()
-    sc = sidecar()
-    sc.start()
-    wait_for(lambda: converged(sc, "web", replicas), 30, f"{replicas} instance(s) serving")
-    return sc
+    return start_served(workspace, sidecar, replicas, **FAST)[0]
 
 
 def test_scale_spawn_destroy_from_the_cli(workspace: Workspace, sidecar: SidecarFactory) -> None:

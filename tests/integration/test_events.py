@@ -18,6 +18,7 @@ from tests.integration.harness import (
     converged,
     rotation_urls,
     served,
+    start_served,
     url_of,
     wait_for,
 )
@@ -33,11 +34,7 @@ def test_killed_instance_leaves_at_once_and_is_replaced(
     traefik: Traefik,
     record_property: Any,
 ) -> None:
-    host = served(workspace, "web", replicas=2)
-    workspace.write_compose()
-    sc = sidecar()
-    sc.start()
-    wait_for(lambda: converged(sc, "web", 2), 30, "two instances serving")
+    sc, host = start_served(workspace, sidecar, 2)
     wait_for(lambda: traefik.get(host) == (200, "v0"), 30, "traefik routes")
     time.sleep(2.5)  # let Traefik pick up both servers
 
@@ -71,11 +68,7 @@ def test_killed_instance_leaves_at_once_and_is_replaced(
 def test_hand_made_changes_converge_back(
     workspace: Workspace, sidecar: SidecarFactory, how: str
 ) -> None:
-    served(workspace, "web", replicas=2)
-    workspace.write_compose()
-    sc = sidecar()
-    sc.start()
-    wait_for(lambda: converged(sc, "web", 2), 30, "two instances serving")
+    sc, _ = start_served(workspace, sidecar, 2)
     if how == "rm":
         docker("rm", "-f", workspace.containers("web")[0])
     else:
@@ -90,11 +83,7 @@ def test_hand_made_changes_converge_back(
 
 
 def test_paused_instance_leaves_and_rejoins(workspace: Workspace, sidecar: SidecarFactory) -> None:
-    served(workspace, "web", replicas=2)
-    workspace.write_compose()
-    sc = sidecar()
-    sc.start()
-    wait_for(lambda: converged(sc, "web", 2), 30, "two instances serving")
+    sc, _ = start_served(workspace, sidecar, 2)
     victim = workspace.containers("web")[0]
     url = url_of(sc, victim)
     docker("pause", victim)

@@ -17,6 +17,7 @@ from tests.integration.harness import (
     docker_events_processes,
     http_get,
     served,
+    start_served,
     wait_for,
 )
 
@@ -26,11 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_redis_restart_republishes_everything(
     workspace: Workspace, sidecar: SidecarFactory, traefik: Traefik, redis_server: RedisServer
 ) -> None:
-    host = served(workspace, "web", replicas=2)
-    workspace.write_compose()
-    sc = sidecar()
-    sc.start()
-    wait_for(lambda: converged(sc, "web", 2), 30, "two instances serving")
+    sc, host = start_served(workspace, sidecar, 2)
     wait_for(lambda: traefik.get(host) == (200, "v0"), 30, "traefik routes")
     before = sorted(workspace.containers("web"))
 
@@ -59,11 +56,7 @@ def test_redis_restart_republishes_everything(
 def test_sigkill_mid_rollout_converges_on_restart(
     workspace: Workspace, sidecar: SidecarFactory, traefik: Traefik
 ) -> None:
-    host = served(workspace, "web", replicas=2)
-    workspace.write_compose()
-    sc = sidecar()
-    sc.start()
-    wait_for(lambda: converged(sc, "web", 2), 30, "two instances serving")
+    sc, host = start_served(workspace, sidecar, 2)
     workspace.write("web/www/index.html", "v1\n")
     # kill it while the rollout has three instances: one new, two old
     wait_for(lambda: len(workspace.containers("web")) == 3, 30, "the rollout's new instance")
