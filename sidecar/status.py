@@ -48,6 +48,14 @@ def _ago(ts: str) -> str:
     return f"{secs / 60:.0f}m ago" if secs < 7200 else f"{secs / 3600:.0f}h ago"
 
 
+_NOT_RUNNING = frozenset({"die", "kill", "stop", "oom", "destroy"})
+
+
+def _running(states: dict[str, int]) -> int:
+    """Instances that are up (starting, serving, draining, unhealthy or paused)."""
+    return sum(n for s, n in states.items() if s not in _NOT_RUNNING)
+
+
 def render(state: dict[str, Any]) -> str:
     beat = state["heartbeat"]
     alive = f"alive (pid {beat['pid']} on {beat['host']})" if beat else "NOT RUNNING (no heartbeat)"
@@ -57,12 +65,14 @@ def render(state: dict[str, Any]) -> str:
         lines.append(f"compose file error (last good model kept): {err.splitlines()[-1]}")
     header = (
         "SERVICE",
+        "IMAGE",
         "CONTEXT",
         "FILES",
         "LAST BUILD",
         "RESULT",
         "DURATION",
         "DESIRED",
+        "RUNNING",
         "SERVING",
         "STATE",
     )
@@ -72,6 +82,7 @@ def render(state: dict[str, Any]) -> str:
         rows.append(
             (
                 name,
+                info.get("image") or "-",
                 info.get("context") or "(image only)",
                 info.get("files", "0") if info.get("context") else "-",
                 _ago(at) if at else "never",
@@ -80,6 +91,7 @@ def render(state: dict[str, Any]) -> str:
                 if info.get("last_build_duration")
                 else "-",
                 info.get("desired") or "-",
+                str(_running(info.get("instances", {}))) if info.get("served") == "1" else "-",
                 str(len(info.get("rotation") or [])) if info.get("served") == "1" else "-",
                 info.get("state") or ("ok" if info.get("served") == "1" else "-"),
             )

@@ -140,7 +140,7 @@ class Store:
                     mapping={
                         "context": svc.context or "",
                         "dockerfile": svc.dockerfile or "",
-                        "image": svc.image or "",
+                        "image": svc.image or (f"{project.name}-{svc.name}" if svc.built else ""),
                         "watched": "1" if svc.built else "0",
                         "served": "1" if svc.served else "0",
                         "replicas": str(svc.replicas) if svc.served else "",
