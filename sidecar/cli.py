@@ -19,7 +19,7 @@ from loguru import logger
 from pydantic import SecretStr, ValidationError
 
 from sidecar import __version__, logs
-from sidecar.compose import Compose, default_project_name
+from sidecar.compose import Compose
 from sidecar.keys import Keys
 from sidecar.settings import Settings, redact_url
 
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _keys(settings: Settings) -> Keys:
-    project = settings.project_name or default_project_name(settings.workspace)
+    """The daemon's keys: the project is named the way the daemon names it."""
+    project = settings.project_name or Compose(settings).resolve_identity()
     return Keys(settings.key_prefix, project)
 
 
@@ -107,6 +108,7 @@ def cmd_run(settings: Settings) -> int:
     from sidecar.watcher import WatchLimitError
 
     compose = Compose(settings)
+    compose.resolve_identity()
     logs.configure(settings.log_level, settings.log_json, compose.project_name)
     logger.info(
         "compose-sidecar {} starting: workspace {}, redis {}",
@@ -114,6 +116,12 @@ def cmd_run(settings: Settings) -> int:
         settings.workspace,
         redact_url(settings.redis_url.get_secret_value()),
     )
+    if compose.own_services:
+        logger.info(
+            "running as service {} of project {}: never managed by itself",
+            ",".join(compose.own_services),
+            compose.project_name,
+        )
     store = Store(
         connect(settings.redis_url.get_secret_value()),
         Keys(settings.key_prefix, compose.project_name),

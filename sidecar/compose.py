@@ -59,8 +59,30 @@ def default_project_name(workspace: Path) -> str:
     return re.sub(r"[^a-z0-9_-]", "", workspace.resolve().name.lower()) or "default"
 
 
+CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 NUMBER_LABEL = "com.docker.compose.container-number"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
+
+
+# Docker bind-mounts these three files of every container from its state directory
+_OWN_ID = re.compile(r"/containers/([0-9a-f]{64})/(?:resolv\.conf|hostname|hosts)\s")
+
+
+def own_container_id(mountinfo: str) -> str | None:
+    """The id of the container this process runs in, from /proc/self/mountinfo (None on a
+    host)."""
+    m = _OWN_ID.search(mountinfo)
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class OwnContainer:
+    """The sidecar's own container, when it runs in one that compose made."""
+
+    id: str
+    project: str
+    service: str
+    config_files: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -101,14 +123,64 @@ class Compose:
         self.settings = settings
         self.workspace = settings.workspace.resolve()
         self.files = settings.resolved_compose_files()
-        self.docker = DockerClient(
-            compose_files=list(self.files),
-            compose_project_name=settings.project_name,
-            compose_project_directory=str(self.workspace),
-            compose_profiles=list(settings.profiles),
-        )
+        self.docker = self._client(settings.project_name)
         self.project_name = settings.project_name or default_project_name(self.workspace)
         self._plugin = find_compose_plugin()
+        # services never managed because the sidecar itself runs as one of them
+        self.own_services: frozenset[str] = frozenset()
+
+    def resolve_identity(self) -> str:
+        """Settle the project name as compose on the host named it, and notice when the sidecar
+        runs as a service of that project (it then never manages that service).
+
+        Order: the setting; the sidecar's own container when compose made it from these compose
+        files (so `docker compose -p NAME up` on the host names the project inside too);
+        COMPOSE_PROJECT_NAME; the compose file's `name:`; the directory name."""
+        own = self.own_container()
+        files = frozenset(str(Path(f).resolve()) for f in (self.files or self._default_files()))
+        name = self.settings.project_name
+        if not name and own and own.config_files == files:
+            name = own.project
+        if not name and os.environ.get("COMPOSE_PROJECT_NAME"):
+            name = os.environ["COMPOSE_PROJECT_NAME"]
+        if not name:
+            try:
+                name = self.load().name
+            except ProjectError:
+                name = None
+        self.project_name = name or default_project_name(self.workspace)
+        self.docker = self._client(self.project_name)
+        if own and own.project == self.project_name and own.service:
+            self.own_services = frozenset({own.service})
+        return self.project_name
+
+    def _client(self, project_name: str | None) -> DockerClient:
+        return DockerClient(
+            compose_files=list(self.files),
+            compose_project_name=project_name,
+            compose_project_directory=str(self.workspace),
+            compose_profiles=list(self.settings.profiles),
+        )
+
+    def own_container(self) -> OwnContainer | None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8") as f:
+                cid = own_container_id(f.read())
+        except OSError:
+            return None
+        if cid is None:
+            return None
+        try:
+            labels = self.docker.container.inspect(cid).config.labels or {}
+        except DockerException as exc:
+            logger.debug("cannot inspect own container {}: {}", cid[:12], _clean(str(exc)))
+            return None
+        return OwnContainer(
+            id=cid,
+            project=labels.get(PROJECT_LABEL, ""),
+            service=labels.get(SERVICE_LABEL, ""),
+            config_files=frozenset(f for f in labels.get(CONFIG_FILES_LABEL, "").split(",") if f),
+        )
 
     def docker_cmd(self) -> list[str]:
         """The docker CLI invocation python-on-whales uses (host, context, config flags)."""

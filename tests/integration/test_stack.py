@@ -1,0 +1,207 @@
+"""The reference stack end to end: `scripts/stack.sh up` on a copy of the repository brings up
+compose/compose.yaml unmodified (Redis, Traefik, the sidecar in its container, two served
+services), with local stand-ins for the base images (nothing is pulled). Through Traefik on a
+loopback port, under steady load: an edit is served with 0 failed requests, a scale command
+through Redis brings up an instance that serves (a relative bind mount included, though the
+sidecar that made it runs in a container), a Redis restart is survived, and `down` leaves
+nothing behind. The slowest test of the suite: `-m "not stack"` skips it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration.harness import Entry, Load, free_port, get_url, read_events, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+COPIED = ("pyproject.toml", "README.md", "Dockerfile", ".dockerignore", "sidecar", "scripts")
+MOTD = "motd from a relative bind mount"
+
+pytestmark = [pytest.mark.stack, pytest.mark.timeout(1500)]
+
+
+@dataclass
+class Stack:
+    root: Path
+    project: str
+    env: dict[str, str]
+    entry: Entry
+    r: redis.Redis
+    log: Path
+
+    def script(self, *args: str, timeout: float = 1200) -> subprocess.CompletedProcess[str]:
+        with self.log.open("a") as out:
+            return subprocess.run(
+                ["bash", str(self.root / "scripts" / "stack.sh"), *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+
+    def compose(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["docker", "compose", "-f", str(self.root / "compose" / "compose.yaml"), *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return proc.stdout
+
+    def rotation(self, service: str) -> list[str]:
+        try:
+            urls = self.r.lrange(f"sidecar:{self.project}:rotation:{service}", 0, -1)
+            return [str(u) for u in urls]
+        except redis.RedisError:
+            return []
+
+    def events(self, kind: str, service: str) -> list[dict[str, str]]:
+        try:
+            return read_events(self.r, self.project, kind, service)
+        except redis.RedisError:
+            return []
+
+    def leftovers(self) -> dict[str, list[str]]:
+        label = f"label=com.docker.compose.project={self.project}"
+        found = {}
+        for kind, cmd in {
+            "containers": ["docker", "ps", "-aq", "--filter", label],
+            "networks": ["docker", "network", "ls", "-q", "--filter", label],
+            "volumes": ["docker", "volume", "ls", "-q", "--filter", label],
+        }.items():
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            found[kind] = out.split()
+        return found
+
+
+def _copy_repo(root: Path) -> None:
+    for name in COPIED:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, root / name)
+    # the stack as committed, without files a developer's own run left behind
+    shutil.copytree(REPO / "compose", root / "compose", ignore=shutil.ignore_patterns(".env"))
+
+
+@pytest.fixture
+def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
+    # readable by the sidecar's non-root user (tmp_path's parents are private to root)
+    root = Path(tempfile.mkdtemp(prefix="sidecar-stack-"))
+    root.chmod(0o755)
+    _copy_repo(root)
+    project = f"sctstack{uuid.uuid4().hex[:6]}"
+    ports = {k: str(free_port()) for k in ("HTTP", "DASHBOARD", "REDIS")}
+    env = {
+        **os.environ,
+        "COMPOSE_PROJECT_NAME": project,
+        "STACK_HTTP_PORT": ports["HTTP"],
+        "STACK_DASHBOARD_PORT": ports["DASHBOARD"],
+        "STACK_REDIS_PORT": ports["REDIS"],
+        "SIDECAR_UID": "10001",  # not the test's root: the image's own non-root user
+        "SIDECAR_STAND_INS": "1",  # local stand-ins for the base images; nothing is pulled
+    }
+    r = redis.Redis(port=int(ports["REDIS"]), decode_responses=True, socket_timeout=5)
+    st = Stack(root, project, env, Entry(int(ports["HTTP"])), r, tmp_path / "stack.log")
+    try:
+        up = st.script("up")
+        assert up.returncode == 0, "scripts/stack.sh up failed:\n" + st.log.read_text()[-6000:]
+        yield st
+    finally:
+        st.script("down", timeout=180)
+        images = [f"{project}-web", f"{project}-api"]
+        subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+        r.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _scale(st: Stack, service: str, replicas: int) -> dict[str, object]:
+    cid = uuid.uuid4().hex
+    st.r.xadd(
+        f"sidecar:{st.project}:commands",
+        {"action": "scale", "service": service, "replicas": str(replicas), "id": cid},
+    )
+    raw = wait_for(lambda: st.r.get(f"sidecar:{st.project}:result:{cid}"), 120, "scale result")
+    result: dict[str, object] = json.loads(str(raw))
+    return result
+
+
+def test_reference_stack_end_to_end(stack: Stack) -> None:
+    st = stack
+    # --- up: the sidecar runs non-root in its container, both services served by Traefik
+    uid = st.compose("exec", "-T", "sidecar", "id", "-u").strip()
+    assert uid == "10001"
+    assert st.entry.get("web.localhost") == (200, "<h1>hello from web v1</h1>")
+    assert st.entry.get("api.localhost")[0] == 200
+    wait_for(lambda: len(st.rotation("web")) == 2, 60, "web's two instances in the rotation")
+    assert len(st.rotation("api")) == 2
+
+    # --- an edit is served through Traefik with 0 failed requests
+    page = st.root / "compose" / "app" / "web" / "www" / "index.html"
+
+    def builds() -> list[dict[str, str]]:
+        return [e for e in st.events("job-finished", "web") if e.get("job") == "build"]
+
+    before = len(builds())
+    with Load(st.entry, "web.localhost", rate=50) as load:
+        time.sleep(1)
+        page.write_text("<h1>hello from web v2</h1>\n")
+        edited = time.time()
+        job = wait_for(lambda: builds()[before:], 180, "web's build and rollout")[0]
+        done = time.time()
+        time.sleep(2)
+    assert load.failures() == [], f"failed requests during the redeploy: {load.failures()[:5]}"
+    assert job["result"] == "ok", job
+    assert {s.body for s in load.samples if s.at > done} == {"<h1>hello from web v2</h1>"}
+    urls = st.rotation("web")
+    assert len(urls) == 2 and {get_url(u) for u in urls} == {"<h1>hello from web v2</h1>"}
+    print(f"edit to rollout done: {done - edited:.1f}s, {len(load.samples)} requests, 0 failed")
+
+    # --- scale api through Redis: the new instance serves, its relative bind mount too
+    serving = set(st.rotation("api"))
+    result = _scale(st, "api", 3)
+    assert result["ok"] is True, result
+    wait_for(lambda: len(st.rotation("api")) == 3, 60, "api's third instance in the rotation")
+    (new_url,) = set(st.rotation("api")) - serving
+    assert get_url(new_url + "/shared/motd.txt") == MOTD
+    assert st.entry.get("api.localhost", "/shared/motd.txt") == (200, MOTD)
+
+    # --- Redis restarts empty: routing continues and the rotation is re-published
+    with Load(st.entry, "web.localhost", rate=50) as load:
+        time.sleep(1)
+        restarted = time.time()
+        st.compose("restart", "redis")
+        wait_for(lambda: len(st.rotation("web")) == 2, 60, "web's rotation re-published")
+        wait_for(lambda: len(st.rotation("api")) == 3, 60, "api's rotation re-published")
+        republished = time.time()
+        time.sleep(3)
+    failed = load.failures(since=restarted)
+    print(
+        f"redis restart: rotation re-published after {republished - restarted:.1f}s, "
+        f"{len(failed)} of {len(load.samples)} requests failed"
+    )
+    assert st.r.config_get("notify-keyspace-events")["notify-keyspace-events"] != ""
+    assert load.failures(since=republished + 2.5) == [], "routing did not recover"
+    assert st.entry.get("api.localhost", "/shared/motd.txt") == (200, MOTD)
+    assert st.compose("ps", "-q", "--status", "running", "sidecar").strip(), "sidecar died"
+
+    # --- down leaves no container, network or volume of the project behind
+    down = st.script("down", timeout=180)
+    assert down.returncode == 0, st.log.read_text()[-3000:]
+    assert st.leftovers() == {"containers": [], "networks": [], "volumes": []}
