@@ -2,16 +2,17 @@
 #
 #   docker run -d --name sidecar \
 #     -v /var/run/docker.sock:/var/run/docker.sock -v "$PWD:$PWD" -w "$PWD" \
-#     --group-add "$(stat -c %g /var/run/docker.sock)" \
 #     -e SIDECAR_REDIS_URL=redis://redis-host:6379/0 compose-sidecar
 #
 # Mount the workspace at the same absolute path as on the host: compose (inside) resolves
 # build contexts and relative bind mounts against the compose file's directory, and the Docker
 # daemon (outside) reads bind-mount sources as host paths.
-# It runs as the non-root user `sidecar` (uid 10001); it needs the group of the mounted socket
-# (--group-add / compose `group_add`) and read access to the workspace. Anyone who can use the
-# socket is root on the host, so this limits what a bug can do to files inside the container,
-# not what the socket allows; see the README ("Running it as a container").
+# It starts as root and at once becomes the workspace owner's uid (or `sidecar`, uid 10001,
+# when root owns a world-readable workspace) with the mounted socket's group
+# (SIDECAR_DROP_ROOT=1), so no --user or --group-add is needed; with an explicit --user it
+# just runs as that. Anyone who can use the socket is root on the host, so this limits what a
+# bug can do to files inside the container, not what the socket allows; see the README
+# ("Running the sidecar as a container").
 #
 # PYTHON_IMAGE picks the base: any Debian-based image with Python >= 3.11 and python3-venv.
 # Where PyPI is not reachable from builds, make wheels on the host first
@@ -48,9 +49,8 @@ RUN ln -s "$(/opt/sidecar/bin/python -c 'import compose,os;print(os.path.dirname
  && useradd --system --uid 10001 --user-group --create-home --home-dir /home/sidecar sidecar \
  && chmod 1777 /home/sidecar \
  && docker --version && docker compose version
-# HOME is writable whatever uid the container runs as (compose `user:` may pick the host's)
-ENV PATH=/opt/sidecar/bin:$PATH PYTHONUNBUFFERED=1 HOME=/home/sidecar
-USER 10001
+# HOME is writable whatever uid the sidecar ends up with (the workspace owner's, usually)
+ENV PATH=/opt/sidecar/bin:$PATH PYTHONUNBUFFERED=1 HOME=/home/sidecar SIDECAR_DROP_ROOT=1
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 CMD ["sidecar", "check"]
 ENTRYPOINT ["sidecar"]
 CMD ["run"]

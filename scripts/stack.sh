@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The reference stack (compose/compose.yaml): `scripts/stack.sh up|down|<any compose command>`.
 #
-# `up` writes compose/.env (the absolute path of compose/, the Docker socket's group, your
-# uid), makes wheels of the sidecar on the host (the image installs from them: builds need no
-# PyPI access), pulls the base images or, where nothing can be pulled, builds local stand-ins
-# (scripts/stand-in-images.sh), builds and starts the stack, and waits until the example app
-# answers through Traefik. Everything else goes to `docker compose -f compose/compose.yaml`.
+# `up` writes compose/.env (the absolute path of compose/), makes wheels of the sidecar on the
+# host (the image installs from them: its build needs no PyPI access), pulls the base images
+# or, where nothing can be pulled, builds local stand-ins (scripts/stand-in-images.sh), builds
+# and starts the stack, and waits until the example app answers through Traefik. Everything
+# else goes to `docker compose -f compose/compose.yaml`.
 # Honoured: COMPOSE_PROJECT_NAME, STACK_HTTP_PORT (8000), STACK_DASHBOARD_PORT (8088),
-# STACK_REDIS_PORT (6379), SIDECAR_UID (default: yours), STACK_WAIT_S (180),
-# SIDECAR_STAND_INS=1 (build local stand-ins for missing base images, never pull).
+# STACK_REDIS_PORT (6379), STACK_WAIT_S (180), SIDECAR_STAND_INS=1 (build local stand-ins for
+# the base images, never pull).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack="$here/compose"
@@ -17,13 +17,9 @@ log() { echo "[stack] $*" >&2; }
 compose() { docker compose -f "$stack/compose.yaml" "$@"; }
 
 write_env() {
-  local sock="${DOCKER_HOST:-unix:///var/run/docker.sock}"
-  sock="${sock#unix://}"
   {
     echo "# written by scripts/stack.sh; read by compose on the host and inside the sidecar"
     echo "SIDECAR_STACK_DIR=$stack"
-    echo "SIDECAR_UID=${SIDECAR_UID:-$(id -u)}"
-    echo "DOCKER_GID=$(stat -c %g "$sock")"
     echo "SIDECAR_PIP_OFFLINE=1"
     for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT; do
       [ -n "${!v:-}" ] && echo "$v=${!v}"

@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 from sidecar import __version__, logs
 from sidecar.compose import Compose
 from sidecar.keys import Keys
+from sidecar.privileges import NOT_ROOT, Identity, drop_root
 from sidecar.settings import Settings, redact_url
 
 
@@ -102,7 +103,7 @@ def _keys(settings: Settings) -> Keys:
     return Keys(settings.key_prefix, project)
 
 
-def cmd_run(settings: Settings) -> int:
+def cmd_run(settings: Settings, identity: Identity | str | None = None) -> int:
     from sidecar.daemon import Daemon
     from sidecar.store import Store, connect
     from sidecar.watcher import WatchLimitError
@@ -116,6 +117,10 @@ def cmd_run(settings: Settings) -> int:
         settings.workspace,
         redact_url(settings.redis_url.get_secret_value()),
     )
+    if isinstance(identity, Identity):
+        logger.info("left root: uid {} ({}), gid {}", identity.uid, identity.why, identity.gid)
+    elif identity not in (None, NOT_ROOT):
+        logger.warning("running as root: {}", identity)
     if compose.own_services:
         logger.info(
             "running as service {} of project {}: never managed by itself",
@@ -191,8 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"sidecar: invalid settings:\n{exc}", file=sys.stderr)
         return 2
+    identity = drop_root(settings.workspace) if settings.drop_root else None
     if args.command == "run":
-        return cmd_run(settings)
+        return cmd_run(settings, identity)
     if args.command == "status":
         return cmd_status(settings, args.json)
     if args.command == "check":

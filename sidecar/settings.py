@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     )
 
     # --- daemon --------------------------------------------------------------------------
+    drop_root: bool = Field(
+        default=False,
+        description="Started as root, switch at once to the workspace owner's uid (or the "
+        "image's uid 10001 when root owns a world-readable workspace) with the Docker "
+        "socket's group. The image sets it, so `docker run` needs no `--user`/`--group-add`.",
+        json_schema_extra=group("daemon"),
+    )
     heartbeat_interval_s: float = Field(
         default=2.0,
         gt=0,

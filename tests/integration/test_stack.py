@@ -27,6 +27,18 @@ from tests.integration.harness import Entry, Load, free_port, get_url, read_even
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("pyproject.toml", "README.md", "Dockerfile", ".dockerignore", "sidecar", "scripts")
 MOTD = "motd from a relative bind mount"
+# the uid of each `sidecar run` process in the container (the owner of its /proc entry)
+DAEMON_UIDS = """
+import os
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        comm = open(f"/proc/{pid}/comm").read().strip()
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(bytes(1))
+    except OSError:
+        continue
+    if comm == "sidecar" and b"run" in argv:
+        print(os.stat(f"/proc/{pid}").st_uid)
+"""
 
 pytestmark = [pytest.mark.stack, pytest.mark.timeout(1500)]
 
@@ -69,6 +81,15 @@ class Stack:
             return [str(u) for u in urls]
         except redis.RedisError:
             return []
+
+    def health(self, container: str) -> str:
+        out = subprocess.run(
+            ["docker", "inspect", "--format", "{{.State.Health.Status}}", container],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return out.stdout.strip()
 
     def events(self, kind: str, service: str) -> list[dict[str, str]]:
         try:
@@ -114,7 +135,6 @@ def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
         "STACK_HTTP_PORT": ports["HTTP"],
         "STACK_DASHBOARD_PORT": ports["DASHBOARD"],
         "STACK_REDIS_PORT": ports["REDIS"],
-        "SIDECAR_UID": "10001",  # not the test's root: the image's own non-root user
         "SIDECAR_STAND_INS": "1",  # local stand-ins for the base images; nothing is pulled
     }
     r = redis.Redis(port=int(ports["REDIS"]), decode_responses=True, socket_timeout=5)
@@ -145,8 +165,11 @@ def _scale(st: Stack, service: str, replicas: int) -> dict[str, object]:
 def test_reference_stack_end_to_end(stack: Stack) -> None:
     st = stack
     # --- up: the sidecar runs non-root in its container, both services served by Traefik
-    uid = st.compose("exec", "-T", "sidecar", "id", "-u").strip()
-    assert uid == "10001"
+    infra = {svc: st.compose("ps", "-q", svc).strip() for svc in ("sidecar", "redis", "traefik")}
+    assert all(infra.values()), infra
+    # the daemon left root: the workspace (a root-owned, world-readable copy) is read as 10001
+    uids = st.compose("exec", "-T", "sidecar", "python3", "-c", DAEMON_UIDS).split()
+    assert uids == ["10001"], uids
     assert st.entry.get("web.localhost") == (200, "<h1>hello from web v1</h1>")
     assert st.entry.get("api.localhost")[0] == 200
     wait_for(lambda: len(st.rotation("web")) == 2, 60, "web's two instances in the rotation")
@@ -200,6 +223,11 @@ def test_reference_stack_end_to_end(stack: Stack) -> None:
     assert load.failures(since=republished + 2.5) == [], "routing did not recover"
     assert st.entry.get("api.localhost", "/shared/motd.txt") == (200, MOTD)
     assert st.compose("ps", "-q", "--status", "running", "sidecar").strip(), "sidecar died"
+
+    # the image's HEALTHCHECK (`sidecar check`) says healthy
+    wait_for(lambda: st.health(infra["sidecar"]) == "healthy", 60, "a healthy sidecar", 1.0)
+    # the sidecar never touched itself, Redis (restarted by hand, same container) or Traefik
+    assert {svc: st.compose("ps", "-q", svc).strip() for svc in infra} == infra
 
     # --- down leaves no container, network or volume of the project behind
     down = st.script("down", timeout=180)
