@@ -22,7 +22,7 @@ write_env() {
     echo "SIDECAR_STACK_DIR=$stack"
     echo "SIDECAR_PIP_OFFLINE=1"
     for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT; do
-      [ -n "${!v:-}" ] && echo "$v=${!v}"
+      if [ -n "${!v:-}" ]; then echo "$v=${!v}"; fi
     done
   } >"$stack/.env"
 }
