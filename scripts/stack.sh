@@ -13,6 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack="$here/compose"
 PY="${PYTHON:-python3}"
+python_image="python:$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-slim"
 log() { echo "[stack] $*" >&2; }
 compose() { docker compose -f "$stack/compose.yaml" "$@"; }
 
@@ -21,6 +22,8 @@ write_env() {
     echo "# written by scripts/stack.sh; read by compose on the host and inside the sidecar"
     echo "SIDECAR_STACK_DIR=$stack"
     echo "SIDECAR_PIP_OFFLINE=1"
+    # the wheels are made by this Python: the image's base must have the same version
+    echo "SIDECAR_PYTHON_IMAGE=$python_image"
     for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT; do
       if [ -n "${!v:-}" ]; then echo "$v=${!v}"; fi
     done
@@ -31,18 +34,23 @@ base_images() {
   local missing=() img
   if [ "${SIDECAR_STAND_INS:-0}" = 1 ]; then  # never pull: the tests, offline machines
     bash "$here/scripts/stand-in-images.sh"
-    return
+  else
+    for img in redis:7 traefik:v3.7 busybox:1.36 "$python_image"; do
+      docker image inspect "$img" >/dev/null 2>&1 || missing+=("$img")
+    done
+    for img in "${missing[@]}"; do
+      if ! timeout 120 docker pull -q "$img" >/dev/null 2>&1; then
+        log "cannot pull $img: building local stand-ins for the missing base images"
+        bash "$here/scripts/stand-in-images.sh"
+        break
+      fi
+    done
   fi
-  for img in redis:7 traefik:v3.7 busybox:1.36 python:3.11-slim; do
-    docker image inspect "$img" >/dev/null 2>&1 || missing+=("$img")
-  done
-  for img in "${missing[@]}"; do
-    if ! timeout 120 docker pull -q "$img" >/dev/null 2>&1; then
-      log "cannot pull $img: building local stand-ins for the missing base images"
-      bash "$here/scripts/stand-in-images.sh"
-      return
-    fi
-  done
+  if ! docker image inspect "$python_image" >/dev/null 2>&1; then
+    log "no $python_image image: the stand-in Python base has Debian 12's Python 3.11," \
+      "and the image's Python must match the one making the wheels: run with PYTHON=python3.11"
+    exit 1
+  fi
 }
 
 wait_served() {
