@@ -5,6 +5,7 @@ has let go of them. Runs in a worker thread; all decisions come from `planner`."
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,34 +61,47 @@ class Deployer:
 
     # --- entry points --------------------------------------------------------------------
     def rollout(self, svc: ServiceSpec) -> DeployResult:
-        """Replace every running instance with one of the current image and definition."""
+        """Replace every running instance with one of the current image and definition.
+
+        Start-first batches are pipelined: once a batch's new instances serve, its old ones
+        leave the rotation and drain while the next batch starts; they are stopped when their
+        drain is over, and the rollout is done when the last one is."""
         spec = self._prepare(svc)
+        draining: list[_Drain] = []
+        ok, detail, started = self._batches(svc, spec, draining)
+        retired = sum(self._finish(svc, d) for d in draining)
+        if ok:
+            detail = f"rolled out {started} new, retired {retired}"
+        return DeployResult(ok, detail, started, retired)
+
+    def _batches(
+        self, svc: ServiceSpec, spec: ServeSpec, draining: list[_Drain]
+    ) -> tuple[bool, str, int]:
         running = self._running(svc)
-        started = retired = 0
+        started = 0
         for n, batch in enumerate(
             plan_rollout([i.id for i in running], svc.replicas, spec.rollout.parallelism)
         ):
             if n and spec.rollout.delay and self.cancel.wait(spec.rollout.delay):
                 break
             if spec.rollout.order == "stop-first":
-                retired += self._retire(svc, list(batch.retire), spec)
+                self._finish(svc, self._unroute(svc, list(batch.retire), spec))
             ok, count = self._start(svc, batch.start, spec)
             started += count
             if not ok:
                 if spec.rollout.failure_action == "pause":
-                    return DeployResult(
+                    return (
                         False,
-                        "rollout paused: a new instance failed its "
-                        "health check; the old instances keep serving",
+                        "rollout paused: a new instance failed its health check; the old "
+                        "instances keep serving",
                         started,
-                        retired,
                     )
                 continue
             if spec.rollout.order == "start-first":
-                retired += self._retire(svc, list(batch.retire), spec)
+                draining.append(self._unroute(svc, list(batch.retire), spec))
             if self.cancel.is_set():
-                return DeployResult(False, "cancelled", started, retired)
-        return DeployResult(True, f"rolled out {started} new, retired {retired}", started, retired)
+                return False, "cancelled", started
+        return True, "", started
 
     def converge(self, svc: ServiceSpec) -> DeployResult:
         """Reach the declared replica count and a rotation of exactly the healthy running
@@ -151,9 +165,10 @@ class Deployer:
             self.events("instance-start-failed", svc.name, error=result.tail)
             return False, 0
         joined = sum(self._admit(svc, inst, spec) for inst in new)
-        settle = spec.rollout.proxy_settle if joined else 0.0
-        self.cancel.wait(max(settle, spec.rollout.monitor))  # let the proxy route to them first
-        if spec.rollout.monitor and joined:
+        # No wait for the proxy here: old instances leave the rotation only now, and stay up
+        # `proxy_settle + drain` longer, so every configuration the proxy may apply meanwhile
+        # (new ones in, old ones out, or both) holds only instances that answer.
+        if spec.rollout.monitor and joined and not self.cancel.wait(spec.rollout.monitor):
             alive = {i.id for i in self.compose.instances(svc.name) if i.state == "running"}
             for inst in new:
                 if inst.id in self.rotation.members(svc.name) and inst.id not in alive:
@@ -194,24 +209,43 @@ class Deployer:
 
     def _retire(self, svc: ServiceSpec, ids: list[str], spec: ServeSpec) -> int:
         """Take instances out of the rotation, wait for the proxy to let go, stop them."""
-        if not ids:
-            return 0
+        return self._finish(svc, self._unroute(svc, ids, spec)) if ids else 0
+
+    def _unroute(self, svc: ServiceSpec, ids: list[str], spec: ServeSpec) -> _Drain:
+        """Take instances out of the rotation; they keep running until the drain is over."""
         members = self.rotation.members(svc.name)
-        was_serving = [cid for cid in ids if self.rotation.remove(svc.name, cid)]
-        if was_serving:
+        routes = {cid: members[cid] for cid in ids if self.rotation.remove(svc.name, cid)}
+        wait = spec.rollout.proxy_settle + spec.rollout.drain if routes else 0.0
+        if routes:
             logger.info(
                 "{}: retiring {} instance(s): out of the rotation, draining {:g}s",
                 svc.name,
-                len(was_serving),
-                spec.rollout.proxy_settle + spec.rollout.drain,
+                len(routes),
+                wait,
             )
-        if was_serving and self.cancel.wait(spec.rollout.proxy_settle + spec.rollout.drain):
-            # shutting down mid-drain: the proxy may still send to them, so they stay
-            for cid in was_serving:
-                self.rotation.add(svc.name, cid, cid[:12], members[cid])
+        return _Drain(ids, routes, time.monotonic() + wait)
+
+    def _finish(self, svc: ServiceSpec, drain: _Drain) -> int:
+        """Stop and remove drained instances once their drain is over."""
+        if not drain.ids:
             return 0
-        self.rotation.expect_exit(ids)
-        self.compose.stop_remove(ids)
-        for cid in ids:
+        if drain.routes and self.cancel.wait(max(0.0, drain.until - time.monotonic())):
+            # shutting down mid-drain: the proxy may still send to them, so they stay
+            for cid, url in drain.routes.items():
+                self.rotation.add(svc.name, cid, cid[:12], url)
+            return 0
+        self.rotation.expect_exit(drain.ids)
+        self.compose.stop_remove(drain.ids)
+        for cid in drain.ids:
             self.rotation.note(svc.name, cid, "", "gone")
-        return len(ids)
+        return len(drain.ids)
+
+
+@dataclass(frozen=True)
+class _Drain:
+    """Instances out of the rotation, running until `until` (monotonic) for the proxy to let
+    go of them and their requests to finish."""
+
+    ids: list[str]
+    routes: dict[str, str]  # the ones that were serving: container id -> URL
+    until: float

@@ -71,8 +71,9 @@ class RolloutSpec(_Strict):
         default=2.5,
         ge=0,
         le=60,
-        description="Seconds after a rotation change before relying on it: Traefik's Redis "
-        "provider applies changes at most every 2 s (providersThrottleDuration).",
+        description="Seconds the proxy may take to apply a rotation change: an instance "
+        "removed from the rotation keeps running this long (plus `drain`). Traefik's Redis "
+        "provider applies a change at most 2 s after it (providersThrottleDuration).",
     )
     drain: float = Field(
         default=0.5,
