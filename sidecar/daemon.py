@@ -98,11 +98,13 @@ class Daemon:
         self.mapper = self.sources.set_project(self.project)
         self.watcher: TreeWatcher | None = None
         self.rotation = Rotation(store, TraefikKeys(settings.traefik_root, compose.project_name))
+        # Deploy steps stop at the stop signal (no new instance once stopping: `compose down`
+        # stops the sidecar first and must find every container); builds get stop_grace_s.
         self.deployer = Deployer(
             compose,
             self.rotation,
             self._event,
-            self.cancel_builds,
+            self.stopping,
             settings.url_mode,
             settings.network,
         )
@@ -563,7 +565,8 @@ class Daemon:
             return
         failed_step = done.build if done.build and not done.build.ok else done.deploy
         if done.build is not None:
-            result = "ok" if done.ok else ("cancelled" if done.build.cancelled else "failed")
+            cancelled = done.build.cancelled or (done.build.ok and self.stopping.is_set())
+            result = "ok" if done.ok else ("cancelled" if cancelled else "failed")
             fields = {
                 "last_build_at": f"{done.started:.3f}",
                 "last_build_duration": f"{done.build.duration:.3f}",
@@ -594,7 +597,7 @@ class Daemon:
             )
             return
         stage = "build" if done.build is not None and not done.build.ok else "deploy"
-        outcome = "cancelled" if self.cancel_builds.is_set() else "failed"
+        outcome = "cancelled" if self.stopping.is_set() else "failed"
         tail = failed_step.tail if failed_step else "cancelled before deploying"
         logger.error(
             "{} {} {}; running instances left as they were:\n{}", name, stage, outcome, tail

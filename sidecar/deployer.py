@@ -19,6 +19,7 @@ from sidecar.rotation import Rotation
 from sidecar.serving import ServeSpec
 
 EventSink = Callable[..., None]
+_CANCELLED = "cancelled: the sidecar is stopping"
 
 
 @dataclass(frozen=True)
@@ -83,11 +84,13 @@ class Deployer:
             plan_rollout([i.id for i in running], svc.replicas, spec.rollout.parallelism)
         ):
             if n and spec.rollout.delay and self.cancel.wait(spec.rollout.delay):
-                break
+                return False, _CANCELLED, started
             if spec.rollout.order == "stop-first":
                 self._finish(svc, self._unroute(svc, list(batch.retire), spec))
             ok, count = self._start(svc, batch.start, spec)
             started += count
+            if self.cancel.is_set():
+                return False, _CANCELLED, started
             if not ok:
                 if spec.rollout.failure_action == "pause":
                     return (
@@ -99,8 +102,6 @@ class Deployer:
                 continue
             if spec.rollout.order == "start-first":
                 draining.append(self._unroute(svc, list(batch.retire), spec))
-            if self.cancel.is_set():
-                return False, "cancelled", started
         return True, "", started
 
     def converge(self, svc: ServiceSpec) -> DeployResult:
@@ -194,18 +195,27 @@ class Deployer:
             reason = wait_healthy(
                 target[1], spec.health, lambda: self.compose.instance(inst.id), self.cancel
             )
-        if reason is None and target is not None:
+        if reason is None and target is not None and not self.cancel.is_set():
             self.rotation.add(svc.name, inst.id, inst.name, target[0])
             return True
+        if self.cancel.is_set():
+            # stopping: an instance that never served goes (nobody would route to it, and a
+            # `compose down` that listed the containers before it would leave it behind)
+            logger.info("{}: stopping: removing new instance {}", svc.name, inst.name)
+            self._discard(svc, inst)
+            return False
         logs = self.compose.logs_tail(inst.id)
         logger.error(
             "{}: new instance {} failed: {}; removing it\n{}", svc.name, inst.name, reason, logs
         )
         self.events("instance-unhealthy", svc.name, instance=inst.name, error=reason, logs=logs)
+        self._discard(svc, inst)
+        return False
+
+    def _discard(self, svc: ServiceSpec, inst: Instance) -> None:
         self.rotation.expect_exit([inst.id])
         self.compose.stop_remove([inst.id], timeout=0)
         self.rotation.note(svc.name, inst.id, inst.name, "gone")
-        return False
 
     def _retire(self, svc: ServiceSpec, ids: list[str], spec: ServeSpec) -> int:
         """Take instances out of the rotation, wait for the proxy to let go, stop them."""
