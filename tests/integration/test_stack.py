@@ -4,7 +4,8 @@ services), with local stand-ins for the base images (nothing is pulled). Through
 loopback port, under steady load: an edit is served with 0 failed requests, a scale command
 through Redis brings up an instance that serves (a relative bind mount included, though the
 sidecar that made it runs in a container), a Redis restart is survived, and `down` in the
-middle of a rollout leaves nothing behind. The slowest test of the suite: `-m "not stack"` skips it."""
+middle of a rollout leaves nothing behind. The slowest test of the suite: `-m "not stack"`
+skips it."""
 
 from __future__ import annotations
 
