@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -85,6 +86,23 @@ class OwnContainer:
     config_files: frozenset[str]
 
 
+def pick_project_name(
+    setting: str | None,
+    own: OwnContainer | None,
+    files: frozenset[str],
+    env_name: str | None,
+    from_file: Callable[[], str | None],
+) -> str | None:
+    """The project name, first found: the setting; the sidecar's own container when compose
+    made it from these same files; COMPOSE_PROJECT_NAME; the compose file's (`from_file`, only
+    called when needed). None: the caller falls back to the directory name."""
+    if setting:
+        return setting
+    if own and own.project and own.config_files == files:
+        return own.project
+    return env_name or from_file()
+
+
 @dataclass(frozen=True)
 class Instance:
     """One container of a service, as Docker reports it."""
@@ -138,17 +156,20 @@ class Compose:
         COMPOSE_PROJECT_NAME; the compose file's `name:`; the directory name."""
         own = self.own_container()
         files = frozenset(str(Path(f).resolve()) for f in (self.files or self._default_files()))
-        name = self.settings.project_name
-        if not name and own and own.config_files == files:
-            name = own.project
-        if not name and os.environ.get("COMPOSE_PROJECT_NAME"):
-            name = os.environ["COMPOSE_PROJECT_NAME"]
-        if not name:
+
+        def from_file() -> str | None:
             try:
-                name = self.load().name
+                return self.load().name
             except ProjectError:
-                name = None
-        self.project_name = name or default_project_name(self.workspace)
+                return None
+
+        self.project_name = pick_project_name(
+            self.settings.project_name,
+            own,
+            files,
+            os.environ.get("COMPOSE_PROJECT_NAME"),
+            from_file,
+        ) or default_project_name(self.workspace)
         self.docker = self._client(self.project_name)
         if own and own.project == self.project_name and own.service:
             self.own_services = frozenset({own.service})
