@@ -63,7 +63,7 @@ from bench.common import (
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Workspace, free_port, http_get
+from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace
 
 SERVICE = "app"
 PROJECT_LABEL = "com.docker.compose.project"
@@ -279,60 +279,33 @@ class RotationWatch:
 
 
 # --- the two proxies --------------------------------------------------------------------------
-class Proxy:
+class Proxy(Traefik):
     """A Traefik process on loopback ports, with the given provider flags and a JSON access
     log (which backend URL each request went to). Both proxies get identical flags otherwise."""
 
     def __init__(
         self, label: str, provider: list[str], service: str, logs: Path, log_level: str
     ) -> None:
+        super().__init__(0, logs / f"traefik-{label}.log", log_level)
         self.label = label
-        self.log_level = log_level
         self.provider = provider
         self.service = service  # Traefik's name of the service, with @provider
-        self.web_port = free_port()
-        self.api_port = free_port()
-        self.log = logs / f"traefik-{label}.log"
         self.access_log = logs / f"traefik-{label}-access.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+
+    def provider_args(self) -> list[str]:
+        return self.provider
+
+    def extra_args(self) -> list[str]:
+        return [
+            "--accesslog=true",
+            "--accesslog.format=json",
+            f"--accesslog.filepath={self.access_log}",
+        ]
 
     def start(self) -> None:
         self.started_at = time.time()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    shutil.which("traefik") or "traefik",
-                    *self.provider,
-                    f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
-                    f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",
-                    "--api.insecure=true",
-                    "--ping=true",
-                    f"--log.level={self.log_level}",
-                    # no update check or usage report: only loopback and our containers
-                    "--global.checknewversion=false",
-                    "--global.sendanonymoususage=false",
-                    "--accesslog=true",
-                    "--accesslog.format=json",
-                    f"--accesslog.filepath={self.access_log}",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 20
-        while http_get(self.api_port, "/ping") != "OK":
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"traefik {self.label} did not answer /ping (see {self.log})")
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().start()
 
     def servers(self) -> tuple[str, ...]:
         """Server URLs Traefik currently has for the service, in its order (its API)."""

