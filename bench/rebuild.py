@@ -42,7 +42,7 @@ from bench.common import (
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Workspace
+from tests.integration.harness import RedisServer, Sidecar, Workspace, file_tail
 
 EDIT_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 120.0
@@ -81,10 +81,7 @@ class Tool:
         return {}
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return file_tail(self.log, lines)
 
 
 class SidecarTool(Tool):

@@ -53,7 +53,7 @@ from bench.common import (
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace
+from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace, file_tail
 
 HOST = "web.bench"
 SVC = "web"
@@ -228,10 +228,7 @@ class Tool:
         raise NotImplementedError
 
     def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return file_tail(self.log, lines)
 
 
 class SidecarTool(Tool):

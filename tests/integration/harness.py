@@ -58,6 +58,14 @@ def get_url(url: str, timeout: float = 1.0) -> str | None:
         return None  # not served (yet): a container going away mid-response counts too
 
 
+def file_tail(path: Path, lines: int) -> str:
+    """The last lines of a log file, or "(no log)"."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
 def read_events(
     r: redis.Redis, project: str, kind: str | None = None, service: str | None = None
 ) -> list[dict[str, str]]:
@@ -288,10 +296,7 @@ class Sidecar:
         return time.monotonic() - t0
 
     def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return file_tail(self.log, lines)
 
     def events(self, kind: str | None = None, service: str | None = None) -> list[dict[str, str]]:
         return read_events(self.r, self.ws.name, kind, service)
