@@ -299,7 +299,7 @@ class Compose:
             cancelled = cancel is not None and cancel.is_set()
             timed_out = time.monotonic() - started > timeout
             if cancelled or timed_out:
-                _kill_group(proc)
+                kill_group(proc)
                 break
         proc.wait()
         reader.join(timeout=2)
@@ -436,8 +436,11 @@ def _drain(proc: subprocess.Popen[bytes], tail: deque[str], touching: threading.
                 touching.set()
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+def kill_group(
+    proc: subprocess.Popen[bytes], term_wait: float = 2.0, kill_wait: float = 5.0
+) -> None:
+    """SIGTERM the process's group, then SIGKILL it if it has not exited within `term_wait`."""
+    for sig, wait in ((signal.SIGTERM, term_wait), (signal.SIGKILL, kill_wait)):
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
