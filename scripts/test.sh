@@ -4,7 +4,8 @@
 # their own redis-server. Extra arguments go to pytest (e.g. `scripts/test.sh tests/unit`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY="${PYTHON:-python3}"
+# the checkout's virtual environment (scripts/setup-host.sh makes it); PYTHON overrides
+PY="${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python}"
 "$PY" -m ruff check sidecar tests bench
 "$PY" -m ruff format --check sidecar tests bench
 "$PY" -m mypy
