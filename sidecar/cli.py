@@ -18,10 +18,11 @@ import redis
 from loguru import logger
 from pydantic import SecretStr, ValidationError
 
-from sidecar import __version__, logs
-from sidecar.compose import Compose
-from sidecar.keys import Keys
-from sidecar.privileges import NOT_ROOT, Identity, drop_root
+from sidecar import __version__
+from sidecar.adapters import logs
+from sidecar.adapters.compose import Compose
+from sidecar.adapters.privileges import NOT_ROOT, Identity, drop_root
+from sidecar.core.keys import Keys
 from sidecar.settings import Settings, redact_url
 
 
@@ -104,9 +105,9 @@ def _keys(settings: Settings) -> Keys:
 
 
 def cmd_run(settings: Settings, identity: Identity | str | None = None) -> int:
-    from sidecar.daemon import Daemon
-    from sidecar.store import Store, connect
-    from sidecar.watcher import WatchLimitError
+    from sidecar.adapters.store import Store, connect
+    from sidecar.adapters.watcher import WatchLimitError
+    from sidecar.runtime.daemon import Daemon
 
     compose = Compose(settings)
     compose.resolve_identity()
@@ -155,7 +156,7 @@ def cmd_run(settings: Settings, identity: Identity | str | None = None) -> int:
 
 
 def cmd_status(settings: Settings, as_json: bool) -> int:
-    from sidecar.status import collect, render
+    from sidecar.adapters.status import collect, render
 
     r = redis.Redis.from_url(
         settings.redis_url.get_secret_value(),

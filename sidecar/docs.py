@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from sidecar.serving import HealthSpec, RolloutSpec, ServeSpec
+from sidecar.core.serving import HealthSpec, RolloutSpec, ServeSpec
 from sidecar.settings import Settings
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sidecar.ignore import DEFAULT_IGNORES
+from sidecar.core.ignore import DEFAULT_IGNORES
 
 ListOfStr = Annotated[list[str], NoDecode]
 

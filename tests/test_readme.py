@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.docs import render
-from sidecar.keys import Keys, TraefikKeys
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 

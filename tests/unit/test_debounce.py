@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.debounce import Debouncer
+from sidecar.core.debounce import Debouncer
 
 QUIET = 0.05
 MAX_WAIT = 2.0

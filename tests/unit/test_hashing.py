@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.hashing import digest_file, digest_many, scan
-from sidecar.ignore import DEFAULT_IGNORES, DockerIgnore, IgnoreList
-from sidecar.mapping import PathMapper
-from sidecar.model import Project, ServiceSpec
+from sidecar.adapters.hashing import digest_file, digest_many, scan
+from sidecar.core.ignore import DEFAULT_IGNORES, DockerIgnore, IgnoreList
+from sidecar.core.mapping import PathMapper
+from sidecar.core.model import Project, ServiceSpec
 
 
 def write(path: Path, data: bytes, mode: int = 0o644) -> str:

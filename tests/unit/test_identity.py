@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.compose import OwnContainer, own_container_id, pick_project_name
+from sidecar.adapters.compose import OwnContainer, own_container_id, pick_project_name
 
 CID = "3f1c" + "a" * 60
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.ignore import DEFAULT_IGNORES, DockerIgnore, IgnoreList
+from sidecar.core.ignore import DEFAULT_IGNORES, DockerIgnore, IgnoreList
 
 # (pattern, path relative to the context, excluded by Docker?)
 SINGLE_PATTERN_CASES: list[tuple[str, str, bool]] = [

@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from sidecar.keys import Keys
+from sidecar.core.keys import Keys
 
 PAIRS = [("sidecar", "shop"), ("sc", "my-project"), ("test-1234", "p"), ("sidecar", "a_b.c")]
 

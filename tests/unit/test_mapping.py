@@ -6,9 +6,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from sidecar.ignore import DEFAULT_IGNORES, DockerIgnore, IgnoreList
-from sidecar.mapping import PathMapper
-from sidecar.model import Project, ServiceSpec, WatchRule, parse_project
+from sidecar.core.ignore import DEFAULT_IGNORES, DockerIgnore, IgnoreList
+from sidecar.core.mapping import PathMapper
+from sidecar.core.model import Project, ServiceSpec, WatchRule, parse_project
 
 WS = "/ws"
 COMPOSE = "/ws/compose.yaml"

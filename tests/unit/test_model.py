@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.model import Project, WatchRule, parse_project
+from sidecar.core.model import Project, WatchRule, parse_project
 
 COMPOSE = "/ws/compose.yaml"
 

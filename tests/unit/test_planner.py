@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sidecar.model import Project, ServiceSpec, parse_project
-from sidecar.planner import (
+from sidecar.core.model import Project, ServiceSpec, parse_project
+from sidecar.core.planner import (
     Action,
     Batch,
     Digests,
@@ -21,7 +21,7 @@ from sidecar.planner import (
     plan_scale,
     scan_diff,
 )
-from sidecar.serving import ServeSpec
+from sidecar.core.serving import ServeSpec
 
 
 def built(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from sidecar.privileges import IMAGE_UID, NOT_ROOT, Identity, choose
+from sidecar.adapters.privileges import IMAGE_UID, NOT_ROOT, Identity, choose
 
 
 def st(uid: int, gid: int, mode: int) -> os.stat_result:

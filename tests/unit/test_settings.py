@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from sidecar.ignore import DEFAULT_IGNORES
+from sidecar.core.ignore import DEFAULT_IGNORES
 from sidecar.settings import Settings, redact_url
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sidecar.status import render
+from sidecar.adapters.status import render
 
 
 def _state(**web: object) -> dict[str, object]:

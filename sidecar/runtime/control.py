@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar.command_reader import Incoming
-from sidecar.commands import Action, Command, CommandError, Limits, parse_command
-from sidecar.compose import Instance
-from sidecar.model import ServiceSpec
-from sidecar.planner import Kind
+from sidecar.adapters.command_reader import Incoming
+from sidecar.adapters.compose import Instance
+from sidecar.core.commands import Action, Command, CommandError, Limits, parse_command
+from sidecar.core.model import ServiceSpec
+from sidecar.core.planner import Kind
 
 if TYPE_CHECKING:
-    from sidecar.daemon import Daemon
-    from sidecar.jobs import JobDone
+    from sidecar.runtime.daemon import Daemon
+    from sidecar.runtime.jobs import JobDone
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from sidecar.keys import TraefikKeys
-from sidecar.store import Store, StoreUnavailable
+from sidecar.adapters.store import Store, StoreUnavailable
+from sidecar.core.keys import TraefikKeys
 
 
 @dataclass

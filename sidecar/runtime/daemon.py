@@ -16,18 +16,17 @@ from typing import ParamSpec, TypeVar
 
 from loguru import logger
 
-from sidecar import logs
-from sidecar.command_reader import CommandReader, Incoming
-from sidecar.compose import Compose
-from sidecar.control import Control
-from sidecar.debounce import Debouncer
-from sidecar.deployer import Deployer
-from sidecar.docker_events import ContainerEvent, DockerEvents, StreamState
-from sidecar.ignore import IgnoreList
-from sidecar.jobs import JobDone, JobRunner
-from sidecar.keys import Keys, TraefikKeys
-from sidecar.model import Project, ProjectError
-from sidecar.planner import (
+from sidecar.adapters import logs
+from sidecar.adapters.command_reader import CommandReader, Incoming
+from sidecar.adapters.compose import Compose
+from sidecar.adapters.docker_events import ContainerEvent, DockerEvents, StreamState
+from sidecar.adapters.store import Store, StoreUnavailable
+from sidecar.adapters.watcher import OVERFLOW, TreeWatcher
+from sidecar.core.debounce import Debouncer
+from sidecar.core.ignore import IgnoreList
+from sidecar.core.keys import Keys, TraefikKeys
+from sidecar.core.model import Project, ProjectError
+from sidecar.core.planner import (
     Action,
     CrashLoop,
     JobQueue,
@@ -35,11 +34,12 @@ from sidecar.planner import (
     plan_orphans,
     plan_project_change,
 )
-from sidecar.rotation import Rotation
+from sidecar.runtime.control import Control
+from sidecar.runtime.deployer import Deployer
+from sidecar.runtime.jobs import JobDone, JobRunner
+from sidecar.runtime.rotation import Rotation
+from sidecar.runtime.sources import Sources
 from sidecar.settings import Settings
-from sidecar.sources import Sources
-from sidecar.store import Store, StoreUnavailable
-from sidecar.watcher import OVERFLOW, TreeWatcher
 
 P = ParamSpec("P")
 T = TypeVar("T")

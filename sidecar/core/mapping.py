@@ -8,8 +8,8 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sidecar.ignore import DockerIgnore, IgnoreList
-from sidecar.model import Project, ServiceSpec
+from sidecar.core.ignore import DockerIgnore, IgnoreList
+from sidecar.core.model import Project, ServiceSpec
 
 # Files whose change means "re-read the project model" rather than "rebuild something".
 _PROJECT_SUFFIXES = (".yml", ".yaml")

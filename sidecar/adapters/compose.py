@@ -21,8 +21,8 @@ from loguru import logger
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from sidecar.ignore import DockerIgnore
-from sidecar.model import Project, ProjectError, ServiceSpec, parse_project
+from sidecar.core.ignore import DockerIgnore
+from sidecar.core.model import Project, ProjectError, ServiceSpec, parse_project
 from sidecar.settings import Settings
 
 PROJECT_LABEL = "com.docker.compose.project"

@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sidecar.compose import Instance
-from sidecar.serving import HealthSpec
+from sidecar.adapters.compose import Instance
+from sidecar.core.serving import HealthSpec
 
 
 def probe_http(host: str, port: int, path: str, timeout: float) -> str | None:

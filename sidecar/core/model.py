@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from sidecar.serving import ServeError, ServeSpec, declared_replicas, parse_serve
+from sidecar.core.serving import ServeError, ServeSpec, declared_replicas, parse_serve
 
 # Parts of a service definition that change how many instances run or how they are routed,
 # not what an instance is: changing them converges in place instead of replacing instances.

@@ -10,7 +10,7 @@ import os
 import stat
 from collections.abc import Iterable
 
-from sidecar.mapping import PathMapper
+from sidecar.core.mapping import PathMapper
 
 _BIG = 1 << 20
 

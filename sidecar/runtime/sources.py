@@ -15,13 +15,13 @@ from typing import ParamSpec, TypeVar
 
 from loguru import logger
 
-from sidecar.compose import Compose
-from sidecar.hashing import digest_many, scan, walk_files
-from sidecar.ignore import IgnoreList
-from sidecar.mapping import PathMapper
-from sidecar.model import Project
-from sidecar.planner import Digests, changed_digests, scan_diff
-from sidecar.store import Store, StoreUnavailable
+from sidecar.adapters.compose import Compose
+from sidecar.adapters.hashing import digest_many, scan, walk_files
+from sidecar.adapters.store import Store, StoreUnavailable
+from sidecar.core.ignore import IgnoreList
+from sidecar.core.mapping import PathMapper
+from sidecar.core.model import Project
+from sidecar.core.planner import Digests, changed_digests, scan_diff
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sidecar.model import Project, ServiceSpec
+from sidecar.core.model import Project, ServiceSpec
 
 
 class Kind(StrEnum):

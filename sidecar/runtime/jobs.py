@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 
 from loguru import logger
 
-from sidecar.compose import CommandResult, Compose
-from sidecar.deployer import Deployer
-from sidecar.model import ServiceSpec
-from sidecar.planner import Digests, Kind
+from sidecar.adapters.compose import CommandResult, Compose
+from sidecar.core.model import ServiceSpec
+from sidecar.core.planner import Digests, Kind
+from sidecar.runtime.deployer import Deployer
 
 
 @dataclass(frozen=True)

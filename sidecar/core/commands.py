@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sidecar.model import Project
+from sidecar.core.model import Project
 
 MAX_FIELD_BYTES = 256
 MAX_FIELDS = 8

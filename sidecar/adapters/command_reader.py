@@ -13,13 +13,13 @@ from typing import Any
 import redis
 from loguru import logger
 
-from sidecar.store import Store, StoreUnavailable
+from sidecar.adapters.store import Store, StoreUnavailable
 
 
 @dataclass(frozen=True)
 class Incoming:
     entry_id: str
-    fields: dict[Any, Any]  # raw bytes from Redis: validated by sidecar.commands
+    fields: dict[Any, Any]  # raw bytes from Redis: validated by sidecar.core.commands
 
 
 class CommandReader:

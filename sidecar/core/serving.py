@@ -118,7 +118,7 @@ class ServeSpec(_Strict):
 
 
 def _from_labels(labels: Mapping[str, Any]) -> dict[str, Any]:
-    """`sidecar.port=8080`, `sidecar.health.path=/healthz` ... -> nested dict."""
+    """`sidecar.port=8080`, `sidecar.adapters.health.path=/healthz` ... -> nested dict."""
     out: dict[str, Any] = {}
     for key, value in labels.items():
         if not key.startswith("sidecar."):

@@ -22,8 +22,8 @@ from tenacity import (
 )
 
 from sidecar import __version__
-from sidecar.keys import Keys, TraefikKeys
-from sidecar.model import Project
+from sidecar.core.keys import Keys, TraefikKeys
+from sidecar.core.model import Project
 
 T = TypeVar("T")
 Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from sidecar.compose import Compose, Instance
-from sidecar.health import wait_healthy
-from sidecar.model import ServiceSpec
-from sidecar.planner import plan_rollout, plan_scale
-from sidecar.rotation import Rotation
-from sidecar.serving import ServeSpec
+from sidecar.adapters.compose import Compose, Instance
+from sidecar.adapters.health import wait_healthy
+from sidecar.core.model import ServiceSpec
+from sidecar.core.planner import plan_rollout, plan_scale
+from sidecar.core.serving import ServeSpec
+from sidecar.runtime.rotation import Rotation
 
 EventSink = Callable[..., None]
 _CANCELLED = "cancelled: the sidecar is stopping"

@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from sidecar.keys import Keys
+from sidecar.core.keys import Keys
 
 
 def collect(r: redis.Redis, keys: Keys) -> dict[str, Any]:
