@@ -7,19 +7,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import redis
 from loguru import logger
 
 from sidecar.adapters.store import Store, StoreUnavailable
-
-
-@dataclass(frozen=True)
-class Incoming:
-    entry_id: str
-    fields: dict[Any, Any]  # raw bytes from Redis: validated by sidecar.core.commands
+from sidecar.core.types import Incoming
 
 
 class CommandReader:

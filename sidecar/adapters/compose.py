@@ -23,6 +23,7 @@ from python_on_whales.exceptions import DockerException
 
 from sidecar.core.ignore import DockerIgnore
 from sidecar.core.model import Project, ProjectError, ServiceSpec, parse_project
+from sidecar.core.types import CommandResult, Instance
 from sidecar.settings import Settings
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -101,39 +102,6 @@ def pick_project_name(
     if own and own.project and own.config_files == files:
         return own.project
     return env_name or from_file()
-
-
-@dataclass(frozen=True)
-class Instance:
-    """One container of a service, as Docker reports it."""
-
-    id: str
-    name: str
-    number: int
-    image: str
-    state: str  # running, exited, created, paused, ...
-    health: str | None  # healthy, unhealthy, starting, None without a healthcheck
-    ips: dict[str, str]  # network name -> address
-    host_ports: dict[int, int]  # container port -> published port on the host
-    created: float
-
-    def address(self, preferred_network: str | None) -> str | None:
-        if preferred_network and preferred_network in self.ips:
-            return self.ips[preferred_network]
-        return next(iter(self.ips.values()), None)
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    ok: bool
-    duration: float
-    tail: str
-    cancelled: bool = False
-    timed_out: bool = False
-    # compose got as far as creating/stopping containers (for `up --build`: the build passed)
-    touched: bool = False
-    # False: the step found nothing to change (a converge of a service already as declared)
-    changed: bool = True
 
 
 class Compose:

@@ -13,34 +13,15 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from loguru import logger
 from tenacity import Retrying, retry_if_result, stop_never, wait_exponential
 
+from sidecar.core.types import ContainerEvent, StreamState
+
 SERVICE_LABEL = "com.docker.compose.service"
 ONEOFF_LABEL = "com.docker.compose.oneoff"
 ACTIONS = ("start", "die", "kill", "stop", "destroy", "pause", "unpause", "oom", "health_status")
-
-
-@dataclass(frozen=True)
-class ContainerEvent:
-    action: str  # start, die, kill, stop, destroy, pause, unpause, oom, health_status
-    container: str
-    service: str
-    name: str
-    status: str = ""  # health_status: healthy / unhealthy / starting
-    signal: str = ""  # kill: the signal number
-    exit_code: str = ""  # die
-    time_ns: int = 0
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """The event stream went away (`connected=False`) or came back (`connected=True`)."""
-
-    connected: bool
-    detail: str = ""
 
 
 Sink = Callable[[ContainerEvent | StreamState], None]

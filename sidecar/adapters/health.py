@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from sidecar.adapters.compose import Instance
 from sidecar.core.serving import HealthSpec
+from sidecar.core.types import Instance
 
 
 def probe_http(host: str, port: int, path: str, timeout: float) -> str | None:

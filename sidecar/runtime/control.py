@@ -14,15 +14,13 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from sidecar.adapters.command_reader import Incoming
-from sidecar.adapters.compose import Instance
 from sidecar.core.commands import Action, Command, CommandError, Limits, parse_command
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import Kind
+from sidecar.core.types import Incoming, Instance, JobDone
 
 if TYPE_CHECKING:
     from sidecar.runtime.daemon import Daemon
-    from sidecar.runtime.jobs import JobDone
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,9 @@ from typing import ParamSpec, TypeVar
 from loguru import logger
 
 from sidecar.adapters import logs
-from sidecar.adapters.command_reader import CommandReader, Incoming
+from sidecar.adapters.command_reader import CommandReader
 from sidecar.adapters.compose import Compose
-from sidecar.adapters.docker_events import ContainerEvent, DockerEvents, StreamState
+from sidecar.adapters.docker_events import DockerEvents
 from sidecar.adapters.store import Store, StoreUnavailable
 from sidecar.adapters.watcher import OVERFLOW, TreeWatcher
 from sidecar.core.debounce import Debouncer
@@ -34,9 +34,10 @@ from sidecar.core.planner import (
     plan_orphans,
     plan_project_change,
 )
+from sidecar.core.types import ContainerEvent, Incoming, JobDone, StreamState
 from sidecar.runtime.control import Control
 from sidecar.runtime.deployer import Deployer
-from sidecar.runtime.jobs import JobDone, JobRunner
+from sidecar.runtime.jobs import JobRunner
 from sidecar.runtime.rotation import Rotation
 from sidecar.runtime.sources import Sources
 from sidecar.settings import Settings

@@ -11,24 +11,16 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from sidecar.adapters.compose import Compose, Instance
+from sidecar.adapters.compose import Compose
 from sidecar.adapters.health import wait_healthy
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import plan_rollout, plan_scale
 from sidecar.core.serving import ServeSpec
+from sidecar.core.types import DeployResult, Instance
 from sidecar.runtime.rotation import Rotation
 
 EventSink = Callable[..., None]
 _CANCELLED = "cancelled: the sidecar is stopping"
-
-
-@dataclass(frozen=True)
-class DeployResult:
-    ok: bool
-    detail: str
-    started: int = 0
-    retired: int = 0
-    changed: bool = True  # False: a converge that found everything as declared
 
 
 class Deployer:

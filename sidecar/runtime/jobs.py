@@ -6,29 +6,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from loguru import logger
 
-from sidecar.adapters.compose import CommandResult, Compose
+from sidecar.adapters.compose import Compose
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import Digests, Kind
+from sidecar.core.types import CommandResult, JobDone
 from sidecar.runtime.deployer import Deployer
-
-
-@dataclass(frozen=True)
-class JobDone:
-    service: str
-    kind: Kind
-    build: CommandResult | None  # None: the job built nothing
-    deploy: CommandResult | None  # None: the deploy step did not run
-    snapshot: Digests
-    reason: str
-    started: float
-
-    @property
-    def ok(self) -> bool:
-        return (self.build is None or self.build.ok) and bool(self.deploy and self.deploy.ok)
 
 
 class JobRunner:

@@ -1,0 +1,92 @@
+"""Plain data that crosses layers: what Docker reports (instances, events), what a step
+returned (command, deploy and job results), what arrives on the command stream. No I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.core.planner import Digests, Kind
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One container of a service, as Docker reports it."""
+
+    id: str
+    name: str
+    number: int
+    image: str
+    state: str  # running, exited, created, paused, ...
+    health: str | None  # healthy, unhealthy, starting, None without a healthcheck
+    ips: dict[str, str]  # network name -> address
+    host_ports: dict[int, int]  # container port -> published port on the host
+    created: float
+
+    def address(self, preferred_network: str | None) -> str | None:
+        if preferred_network and preferred_network in self.ips:
+            return self.ips[preferred_network]
+        return next(iter(self.ips.values()), None)
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    ok: bool
+    duration: float
+    tail: str
+    cancelled: bool = False
+    timed_out: bool = False
+    # compose got as far as creating/stopping containers (for `up --build`: the build passed)
+    touched: bool = False
+    # False: the step found nothing to change (a converge of a service already as declared)
+    changed: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    action: str  # start, die, kill, stop, destroy, pause, unpause, oom, health_status
+    container: str
+    service: str
+    name: str
+    status: str = ""  # health_status: healthy / unhealthy / starting
+    signal: str = ""  # kill: the signal number
+    exit_code: str = ""  # die
+    time_ns: int = 0
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """The event stream went away (`connected=False`) or came back (`connected=True`)."""
+
+    connected: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    entry_id: str
+    fields: dict[Any, Any]  # raw bytes from Redis: validated by sidecar.core.commands
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    ok: bool
+    detail: str
+    started: int = 0
+    retired: int = 0
+    changed: bool = True  # False: a converge that found everything as declared
+
+
+@dataclass(frozen=True)
+class JobDone:
+    service: str
+    kind: Kind
+    build: CommandResult | None  # None: the job built nothing
+    deploy: CommandResult | None  # None: the deploy step did not run
+    snapshot: Digests
+    reason: str
+    started: float
+
+    @property
+    def ok(self) -> bool:
+        return (self.build is None or self.build.ok) and bool(self.deploy and self.deploy.ok)
