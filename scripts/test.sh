@@ -9,4 +9,6 @@ PY="${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python}
 "$PY" -m ruff check sidecar tests bench
 "$PY" -m ruff format --check sidecar tests bench
 "$PY" -m mypy
+# the layer contracts in .importlinter (core pure, adapters below runtime, no cycles)
+"$PY" -c "from importlinter.cli import lint_imports_command; lint_imports_command()" --no-cache
 "$PY" -m pytest "${@:-tests}"

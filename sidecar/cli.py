@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
 import uuid
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any, cast
 
 import redis
@@ -133,19 +131,11 @@ def cmd_run(settings: Settings, identity: Identity | str | None = None) -> int:
         Keys(settings.key_prefix, compose.project_name),
         settings.events_maxlen,
     )
-    daemon = Daemon(settings, compose, store)
-    signals_seen = 0
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        if signals_seen > 1:
-            logger.warning("second signal: exiting now")
-            daemon.cancel_builds.set()
-            os._exit(128 + signum)
-        logger.info("{} received: stopping (again to force)", signal.Signals(signum).name)
-        daemon.request_stop()
-
+    daemon = Daemon(
+        settings, compose, store, docker_cmd=compose.docker_cmd(), files=tuple(compose.files)
+    )
+    # the handler only records the signal and wakes the reactor (no logging, no locks)
+    on_signal = daemon.on_signal
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
@@ -178,16 +168,19 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
 
 
 def cmd_check(settings: Settings) -> int:
+    from sidecar.adapters.status import verdict
+
     try:
         r = redis.Redis.from_url(
             settings.redis_url.get_secret_value(), socket_connect_timeout=2, socket_timeout=2
         )
-        alive = bool(r.exists(_keys(settings).heartbeat))
+        raw = r.get(_keys(settings).heartbeat)
     except redis.RedisError as exc:
         print(f"unhealthy: redis unreachable: {type(exc).__name__}", file=sys.stderr)
         return 1
-    print("healthy" if alive else "unhealthy: no fresh heartbeat")
-    return 0 if alive else 1
+    ok, message = verdict(cast("bytes | None", raw))
+    print(message)
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -106,6 +106,15 @@ class Settings(BaseSettings):
         "builds are mostly I/O and the daemon's own work.",
         json_schema_extra=group("build"),
     )
+    repair_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Converges (replacing a crashed instance, re-admitting, scaling) that may "
+        "run at once, in a lane of their own: repairs never wait behind slow builds. 2 lets "
+        "two services heal at once; a converge is mostly waiting on a health probe.",
+        json_schema_extra=group("build"),
+    )
     build_timeout_s: float = Field(
         default=900.0,
         gt=0,

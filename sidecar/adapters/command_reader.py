@@ -11,41 +11,34 @@ from collections.abc import Callable
 import redis
 from loguru import logger
 
-from sidecar.adapters.store import Store, StoreUnavailable
+from sidecar.core.errors import StoreUnavailable
+from sidecar.core.ports import StorePort
 from sidecar.core.types import Incoming
 
 
 class CommandReader:
-    def __init__(self, store: Store, sink: Callable[[Incoming], None], block_ms: int = 1000):
+    """`run` is the thread's body, started by the supervisor. Redis being away is waited
+    out here (a transient error); anything else (a wrong-type key: `ResponseError`) ends
+    `run` with the error, and the supervisor logs it and restarts it with backoff."""
+
+    def __init__(self, store: StorePort, sink: Callable[[Incoming], None], block_ms: int = 1000):
         self.store = store
         self.sink = sink
         self.block_ms = block_ms
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="commands", daemon=True)
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=self.block_ms / 1000 + 3)
-
-    def _run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
         pending = True  # after every (re)connect: re-read what we hold but did not ack
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 if pending:
                     self.store.ensure_group()
                 entries = self.store.read_commands(pending, self.block_ms)
-            except (StoreUnavailable, redis.RedisError) as exc:
+            except (StoreUnavailable, redis.ConnectionError, redis.TimeoutError) as exc:
                 logger.debug("command stream unavailable: {}", exc)
                 pending = True
-                self._stop.wait(1.0)
+                stop.wait(1.0)
                 continue
-            if pending and not entries:
-                pending = False
             for entry_id, fields in entries:
                 self.sink(Incoming(entry_id, fields))
-            if pending:
-                # pending entries are handed over once; wait for the reactor before re-reading
-                pending = False
+            # pending entries are handed over once; the reactor acknowledges them
+            pending = False

@@ -82,7 +82,6 @@ class DockerEvents:
         self._stop = threading.Event()
         self._proc: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run, name="docker-events", daemon=True)
 
     def command(self) -> list[str]:
         cmd = [
@@ -99,13 +98,9 @@ class DockerEvents:
             cmd += ["--filter", f"event={action}"]
         return cmd
 
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
+    def interrupt(self) -> None:
+        """Ends a blocking read of the stream (the supervisor's stop)."""
         self._terminate()
-        self.thread.join(timeout=5)
 
     def _terminate(self) -> None:
         with self._lock:
@@ -118,7 +113,11 @@ class DockerEvents:
                 proc.kill()
                 proc.wait()
 
-    def _run(self) -> None:
+    def run(self, stop: threading.Event) -> None:
+        """The thread's body, started by the supervisor: follow the stream until `stop`;
+        a daemon that is away is retried here with backoff (transient), anything else ends
+        `run` with the error and the supervisor restarts it."""
+        self._stop = stop
         first = True
         retrying = Retrying(
             wait=wait_exponential(multiplier=self.retry_base_s, max=self.retry_max_s),

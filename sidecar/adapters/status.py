@@ -30,12 +30,34 @@ def collect(r: redis.Redis, keys: Keys) -> dict[str, Any]:
         services[name] = info
     return {
         "project": keys.project,
-        "alive": beat is not None,
+        "alive": beat is not None and not troubled_threads(beat),
+        "threads": (beat or {}).get("threads", {}),
         "heartbeat": beat,
         "heartbeat_ttl_ms": ttl_ms if beat else None,
         "project_info": r.hgetall(keys.project_info),
         "services": services,
     }
+
+
+def troubled_threads(beat: dict[str, Any]) -> dict[str, str]:
+    """The daemon's supervised threads that are not running (restarting, dead), with why."""
+    threads = beat.get("threads") or {}
+    return {str(n): str(st) for n, st in threads.items() if st != "running"}
+
+
+def verdict(beat_raw: str | bytes | None) -> tuple[bool, str]:
+    """`sidecar check`'s answer from the heartbeat key: healthy only when it is fresh and
+    every supervised thread runs."""
+    if not beat_raw:
+        return False, "unhealthy: no fresh heartbeat"
+    try:
+        beat = json.loads(beat_raw)
+    except ValueError:
+        return False, "unhealthy: unreadable heartbeat"
+    bad = troubled_threads(beat)
+    if bad:
+        return False, "unhealthy: " + "; ".join(f"thread {n} {st}" for n, st in sorted(bad.items()))
+    return True, "healthy"
 
 
 def _ago(ts: str) -> str:
@@ -60,6 +82,8 @@ def render(state: dict[str, Any]) -> str:
     beat = state["heartbeat"]
     alive = f"alive (pid {beat['pid']} on {beat['host']})" if beat else "NOT RUNNING (no heartbeat)"
     lines = [f"project {state['project']}: daemon {alive}"]
+    if beat:
+        lines += [f"thread {n} {st}" for n, st in sorted(troubled_threads(beat).items())]
     err = state["project_info"].get("load_error")
     if err:
         lines.append(f"compose file error (last good model kept): {err.splitlines()[-1]}")

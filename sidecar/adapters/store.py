@@ -22,6 +22,7 @@ from tenacity import (
 )
 
 from sidecar import __version__
+from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project
 
@@ -29,10 +30,6 @@ T = TypeVar("T")
 Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value
 _CHUNK = 5000
 _FIELD_MAX = 4000  # cap on free-text fields (build log tails) written to Redis
-
-
-class StoreUnavailable(Exception):
-    """Redis could not be reached after the retries; the caller decides what to skip."""
 
 
 def _log_retry(state: RetryCallState) -> None:
@@ -103,9 +100,10 @@ class Store:
         return True
 
     # --- liveness ------------------------------------------------------------------------
-    def heartbeat(self, started: float, ttl_s: float) -> bool:
-        """Refresh the heartbeat. True when the sentinel key was missing: this Redis has
-        not seen us before, or lost its data (restart without persistence, FLUSHALL)."""
+    def heartbeat(self, started: float, ttl_s: float, threads: Mapping[str, str]) -> bool:
+        """Refresh the heartbeat, with each supervised thread's state. True when the sentinel
+        key was missing: this Redis has not seen us before, or lost its data (restart
+        without persistence, FLUSHALL)."""
         info = json.dumps(
             {
                 "pid": os.getpid(),
@@ -113,6 +111,7 @@ class Store:
                 "started": started,
                 "at": time.time(),
                 "version": __version__,
+                "threads": dict(threads),
             }
         )
 
@@ -359,6 +358,21 @@ class Store:
     def command_result(self, command_id: str) -> dict[str, Any] | None:
         raw = self._call(lambda: self.r.get(self.keys.result(command_id)))
         return dict(json.loads(str(raw))) if raw else None
+
+    def paused_members(self) -> set[str]:
+        return {str(m) for m in self._call(lambda: self.r.smembers(self.keys.paused))}
+
+    def set_paused_members(self, members: set[str]) -> None:
+        """Replace the paused set in one transaction (empty: the key is deleted)."""
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(self.keys.paused)
+            if members:
+                pipe.sadd(self.keys.paused, *sorted(members))
+            pipe.execute()
+
+        self._call(write)
 
     def set_desired(self, service: str, replicas: int | None) -> None:
         key = self.keys.desired(service)

@@ -85,6 +85,11 @@ class TreeWatcher:
         self._lock = threading.Lock()
 
     @property
+    def alive(self) -> bool:
+        """The inotify reader thread (watchdog's) still runs: the supervisor checks it."""
+        return self._fd.is_alive()
+
+    @property
     def watch_count(self) -> int:
         return len(self._dirs)
 

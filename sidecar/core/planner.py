@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from sidecar.core.model import Project, ServiceSpec
 
@@ -78,47 +79,85 @@ def plan_orphans(project: Project, running_services: Iterable[str]) -> list[Acti
     ]
 
 
+class Lane(StrEnum):
+    """Where a job runs: repairs (converges) never wait behind slow builds."""
+
+    WORK = "work"  # build, rollout, up: bounded by build_concurrency
+    REPAIR = "repair"  # converge: replace a crashed instance, re-admit, scale
+
+
+def lane_of(kind: Kind) -> Lane:
+    return Lane.REPAIR if kind is Kind.CONVERGE else Lane.WORK
+
+
+class Job(NamedTuple):
+    service: str
+    kind: Kind
+    reason: str
+    # quiet jobs (periodic resyncs, Docker-event converges) stay out of the events stream
+    # unless they repair something; a user's request is never quiet
+    quiet: bool = False
+
+
+def _merged(current: Job | None, new: Job) -> Job:
+    """One request out of two for the same service: the bigger kind, loud if either is."""
+    if current is None:
+        return new
+    quiet = current.quiet and new.quiet
+    bigger = new if _RANK[new.kind] > _RANK[current.kind] else current
+    if bigger.quiet and not quiet:  # the loud request's reason says why it runs
+        loud = new if current.quiet else current
+        return bigger._replace(reason=loud.reason, quiet=False)
+    return bigger
+
+
 @dataclass
 class JobQueue:
     """Which services have a job running, which wait, which need one more after the current.
 
     Invariants: a service has at most one job at a time; requests that arrive while it runs
     queue exactly one follow-up (the biggest kind requested), however many arrive; at most
-    `concurrency` jobs run at once; waiting services start in the order they were requested."""
+    `concurrency` work jobs and `repair_concurrency` converges run at once, each lane on its
+    own, so two slow builds never delay replacing a crashed instance; waiting services start
+    in the order they were requested."""
 
     concurrency: int
+    repair_concurrency: int = 2
     running: dict[str, Kind] = field(default_factory=dict)
-    waiting: dict[str, tuple[Kind, str]] = field(default_factory=dict)  # insertion-ordered
-    followups: dict[str, tuple[Kind, str]] = field(default_factory=dict)
+    waiting: dict[str, Job] = field(default_factory=dict)  # insertion-ordered
+    followups: dict[str, Job] = field(default_factory=dict)
 
-    @staticmethod
-    def _merge(queue: dict[str, tuple[Kind, str]], service: str, kind: Kind, reason: str) -> None:
-        current = queue.get(service)
-        if current is None or _RANK[kind] > _RANK[current[0]]:
-            queue[service] = (kind, reason)
+    def request(
+        self, service: str, reason: str, kind: Kind = Kind.BUILD, quiet: bool = False
+    ) -> None:
+        queue = self.followups if service in self.running else self.waiting
+        queue[service] = _merged(queue.get(service), Job(service, kind, reason, quiet))
 
-    def request(self, service: str, reason: str, kind: Kind = Kind.BUILD) -> None:
-        if service in self.running:
-            self._merge(self.followups, service, kind, reason)
-        else:
-            self._merge(self.waiting, service, kind, reason)
+    def _busy(self, lane: Lane) -> int:
+        return sum(1 for k in self.running.values() if lane_of(k) is lane)
 
-    def start(self) -> list[tuple[str, Kind, str]]:
+    def start(self) -> list[Job]:
         """Jobs to start now (they move to `running`)."""
+        room = {
+            Lane.WORK: self.concurrency - self._busy(Lane.WORK),
+            Lane.REPAIR: self.repair_concurrency - self._busy(Lane.REPAIR),
+        }
         started = []
-        for service in list(self.waiting):
-            if len(self.running) >= self.concurrency:
-                break
-            kind, reason = self.waiting.pop(service)
-            self.running[service] = kind
-            started.append((service, kind, reason))
+        for service, job in list(self.waiting.items()):
+            lane = lane_of(job.kind)
+            if room[lane] <= 0:
+                continue
+            room[lane] -= 1
+            del self.waiting[service]
+            self.running[service] = job.kind
+            started.append(job)
         return started
 
     def finished(self, service: str) -> None:
         self.running.pop(service, None)
         follow = self.followups.pop(service, None)
         if follow is not None:
-            self._merge(self.waiting, service, *follow)
+            self.waiting[service] = _merged(self.waiting.get(service), follow)
 
     def forget(self, service: str) -> None:
         """The service is gone: drop any queued work (a running job finishes on its own)."""

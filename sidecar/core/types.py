@@ -86,6 +86,7 @@ class JobDone:
     snapshot: Digests
     reason: str
     started: float
+    quiet: bool = False  # periodic or Docker-event converge: reported only when it repairs
 
     @property
     def ok(self) -> bool:

@@ -1,26 +1,49 @@
-"""Commands from Redis, executed by the reactor: validated by `commands`, turned into jobs
-or immediate actions, answered with a result key and an event, then acknowledged.
+"""Commands from Redis, executed by the reactor: validated by `commands`, their effects
+decided by `core.effects`, turned into jobs or immediate actions, answered with a result key
+and an event, then acknowledged.
 
-A mixin of the Daemon: it shares the reactor's state (project, job queue, sources), and
-keeps its own: replica overrides set by commands, paused services, commands awaiting the
-job that carries them out."""
+Control keeps its own state (replica overrides set by commands, the paused set, commands
+awaiting the job that carries them out) and reaches the reactor only through `Host`, a
+Protocol the daemon satisfies: no import of the daemon, no cycle."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
 from loguru import logger
 
 from sidecar.core.commands import Action, Command, CommandError, Limits, parse_command
-from sidecar.core.model import ServiceSpec
-from sidecar.core.planner import Kind
+from sidecar.core.effects import ALL, PauseState, destroy_pick, replica_counts, replica_target
+from sidecar.core.model import Project, ServiceSpec
+from sidecar.core.planner import JobQueue, Kind
+from sidecar.core.ports import Clock, DockerPort, StorePort
 from sidecar.core.types import Incoming, Instance, JobDone
+from sidecar.runtime.sources import Sources
+from sidecar.settings import Settings
 
-if TYPE_CHECKING:
-    from sidecar.runtime.daemon import Daemon
+T = TypeVar("T")
+
+
+class Host(Protocol):
+    """What Control needs of the reactor that runs it."""
+
+    project: Project
+    jobs: JobQueue
+    sources: Sources
+    store: StorePort
+    compose: DockerPort
+    settings: Settings
+    clock: Clock
+
+    def safe(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T | None: ...
+    def safe_docker(self, fn: Callable[[], T], default: T) -> T: ...
+    def event(self, kind: str, service: str = "", **fields: object) -> None: ...
+    def reload_project(self) -> None: ...
+    def request_stop(self) -> None: ...
+    def cancel_all_builds(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -31,12 +54,12 @@ class Awaiting:
 
 
 class Control:
-    """Owned by the Daemon and run on its reactor thread; `d` is that daemon."""
+    """Owned by the reactor and run on its thread; `d` is that reactor."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.d = daemon
+    def __init__(self, host: Host) -> None:
+        self.d = host
         self.desired: dict[str, int] = {}
-        self.paused: set[str] = set()
+        self.pauses = PauseState()
         self.awaiting: dict[str, list[Awaiting]] = {}
         self.retire_first: dict[str, str] = {}
 
@@ -49,11 +72,15 @@ class Control:
         return replace(svc, replicas=self.desired[name])
 
     def is_paused(self, name: str) -> bool:
-        return "*" in self.paused or name in self.paused
+        return self.pauses.is_paused(name)
 
-    def load_desired(self, adopt_running: bool) -> None:
+    def load_state(self, adopt_running: bool) -> None:
+        """Replica overrides and the paused set as Redis kept them (a restart forgets
+        neither)."""
+        members = self.d.safe(self.d.store.paused_members)
+        self.pauses = PauseState.from_members(members or set())
         served = [s.name for s in self.d.project.services.values() if s.served]
-        self.desired = self.d._safe(self.d.store.all_desired, served) or {}
+        self.desired = self.d.safe(self.d.store.all_desired, served) or {}
         if not adopt_running:
             return
         # Redis lost our state: more running containers than declared say a scale-out was
@@ -61,16 +88,22 @@ class Control:
         # project starts one container per service before the sidecar scales it.
         for name in served:
             empty: list[Instance] = []
-            found = self.d._safe_docker(partial(self.d.compose.instances, name), empty)
+            found = self.d.safe_docker(partial(self.d.compose.instances, name), empty)
             count = sum(1 for i in found if i.state == "running")
             if count > self.d.project.services[name].replicas:
                 self.desired[name] = count
-                self.d._safe(self.d.store.set_desired, name, count)
+                self.d.safe(self.d.store.set_desired, name, count)
                 logger.info("{}: replicas {} recovered from the running containers", name, count)
+
+    def republish(self) -> None:
+        """Redis came back empty: write our part of the state again."""
+        for svc, replicas in self.desired.items():
+            self.d.safe(self.d.store.set_desired, svc, replicas)
+        self.d.safe(self.d.store.set_paused_members, self.pauses.members())
 
     def forget_desired(self, name: str) -> None:
         if self.desired.pop(name, None) is not None:
-            self.d._safe(self.d.store.set_desired, name, None)
+            self.d.safe(self.d.store.set_desired, name, None)
 
     # --- incoming ------------------------------------------------------------------------
     def on_command(self, msg: Incoming) -> None:
@@ -89,10 +122,10 @@ class Control:
         except CommandError as exc:
             self._answer(msg.entry_id, _fallback_id(msg), False, str(exc), None)
             return
-        if self.d._safe(self.d.store.command_result, cmd.id):
+        if self.d.safe(self.d.store.command_result, cmd.id):
             # a repeated delivery: the first result stands, nothing is done twice
             logger.info("command {} already answered: acknowledging the repeat", cmd.id)
-            self.d._safe(self.d.store.ack_command, msg.entry_id)
+            self.d.safe(self.d.store.ack_command, msg.entry_id)
             return
         try:
             self._execute_command(msg.entry_id, cmd, counts)
@@ -101,28 +134,24 @@ class Control:
 
     def _counts(self) -> dict[str, int]:
         """Replicas each served service has now (declared or commanded)."""
-        return {
-            n: (self.effective(n) or s).replicas
-            for n, s in self.d.project.services.items()
-            if s.served
-        }
+        services = self.d.project.services
+        served = [n for n, s in services.items() if s.served]
+        return replica_counts({n: services[n].replicas for n in served}, self.desired, served)
 
     def _execute_command(self, entry_id: str, cmd: Command, counts: dict[str, int]) -> None:
         svc = cmd.service
         if cmd.action in (Action.SCALE, Action.SPAWN, Action.DESTROY):
             assert svc is not None
-            target = {
-                Action.SCALE: cmd.replicas,
-                Action.SPAWN: counts[svc] + 1,
-                Action.DESTROY: counts[svc] - 1,
-            }[cmd.action]
-            assert target is not None
+            target = replica_target(cmd.action, counts[svc], cmd.replicas)
             if cmd.instance:
-                if cmd.instance not in {i.name for i in self.d.compose.instances(svc)}:
-                    raise CommandError(f"{cmd.instance} is not an instance of {svc}")
-                self.retire_first[svc] = cmd.instance
+                found = self.d.safe_docker(partial(self.d.compose.instances, svc), None)
+                if found is None:
+                    raise CommandError(f"docker is unavailable: cannot look up {cmd.instance}")
+                pick = destroy_pick(svc, [i.name for i in found], cmd.instance)
+                assert pick is not None
+                self.retire_first[svc] = pick
             self.desired[svc] = target
-            self.d._safe(self.d.store.set_desired, svc, target)
+            self.d.safe(self.d.store.set_desired, svc, target)
             self._await(entry_id, cmd, Kind.CONVERGE, f"command {cmd.id}: {cmd.action} to {target}")
         elif cmd.action is Action.REBUILD:
             assert svc is not None
@@ -138,30 +167,32 @@ class Control:
             self._immediate(entry_id, cmd)
 
     def _immediate(self, entry_id: str, cmd: Command) -> None:
-        target = cmd.service or "*"
-        if cmd.action is Action.PAUSE:
-            self.paused.add(target)
-            self.d._safe(self.d.store.r.sadd, self.d.store.keys.paused, target)
-            self._answer(entry_id, cmd.id, True, f"file changes of {target} are ignored", cmd)
-        elif cmd.action is Action.RESUME:
-            self.paused -= {target} if target != "*" else set(self.paused)
-            self.d._safe(self.d.store.r.srem, self.d.store.keys.paused, target)
-            for name, count in self.d.sources.pending().items():
-                if not self.is_paused(name):  # what changed while paused gets built now
-                    self.d.jobs.request(name, f"{count} files changed while paused")
-            self._answer(entry_id, cmd.id, True, f"file changes of {target} are followed", cmd)
+        target = cmd.service or ALL
+        if cmd.action in (Action.PAUSE, Action.RESUME):
+            was = self.pauses
+            pause = cmd.action is Action.PAUSE
+            self.pauses = was.pause(target) if pause else was.resume(target)
+            self.d.safe(self.d.store.set_paused_members, self.pauses.members())
+            if not pause:
+                for name, count in self.d.sources.pending().items():
+                    if was.is_paused(name) and not self.is_paused(name):
+                        # what changed while paused gets built now
+                        self.d.jobs.request(name, f"{count} files changed while paused")
+            self._answer(entry_id, cmd.id, True, self.pauses.describe(target), cmd)
         elif cmd.action is Action.RELOAD:
-            self.d._reload_project()
+            self.d.reload_project()
             self._answer(entry_id, cmd.id, True, "project re-read", cmd)
         elif cmd.action in (Action.QUIT, Action.STOP):
             if cmd.action is Action.STOP:
-                self.d.cancel_builds.set()  # no grace: in-flight builds are cancelled now
+                self.d.cancel_all_builds()  # no grace: in-flight builds are cancelled now
             self._answer(entry_id, cmd.id, True, f"{cmd.action}: stopping", cmd)
             self.d.request_stop()
 
     def _await(self, entry_id: str, cmd: Command, kind: Kind, reason: str) -> None:
         assert cmd.service is not None
-        self.awaiting.setdefault(cmd.service, []).append(Awaiting(entry_id, cmd, time.time()))
+        self.awaiting.setdefault(cmd.service, []).append(
+            Awaiting(entry_id, cmd, self.d.clock.time())
+        )
         self.d.jobs.request(cmd.service, reason, kind)
 
     # --- results -------------------------------------------------------------------------
@@ -190,17 +221,17 @@ class Control:
             "id": command_id,
             "ok": ok,
             "message": message,
-            "at": round(time.time(), 3),
+            "at": round(self.d.clock.time(), 3),
             "action": action,
             "service": service,
         }
         (logger.info if ok else logger.warning)(
             "command {} {}: {}", command_id, "done" if ok else "rejected", message
         )
-        self.d._safe(
+        self.d.safe(
             self.d.store.finish_command, entry_id, command_id, result, self.d.settings.result_ttl_s
         )
-        self.d._event(
+        self.d.event(
             "command-ok" if ok else "command-error",
             service,
             command=command_id,

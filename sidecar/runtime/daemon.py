@@ -6,8 +6,8 @@ from __future__ import annotations
 import heapq
 import os
 import queue
+import signal
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -18,28 +18,33 @@ from loguru import logger
 
 from sidecar.adapters import logs
 from sidecar.adapters.command_reader import CommandReader
-from sidecar.adapters.compose import Compose
 from sidecar.adapters.docker_events import DockerEvents
-from sidecar.adapters.store import Store, StoreUnavailable
 from sidecar.adapters.watcher import OVERFLOW, TreeWatcher
 from sidecar.core.debounce import Debouncer
+from sidecar.core.errors import StoreUnavailable
+from sidecar.core.events import Verdict, effect_of, verdict_of
 from sidecar.core.ignore import IgnoreList
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError
 from sidecar.core.planner import (
     Action,
     CrashLoop,
+    Job,
     JobQueue,
     Kind,
+    Lane,
+    lane_of,
     plan_orphans,
     plan_project_change,
 )
+from sidecar.core.ports import Clock, DockerPort, Executor, Prober, StorePort, SystemClock
 from sidecar.core.types import ContainerEvent, Incoming, JobDone, StreamState
 from sidecar.runtime.control import Control
 from sidecar.runtime.deployer import Deployer
 from sidecar.runtime.jobs import JobRunner
 from sidecar.runtime.rotation import Rotation
 from sidecar.runtime.sources import Sources
+from sidecar.runtime.supervisor import Supervisor
 from sidecar.settings import Settings
 
 P = ParamSpec("P")
@@ -58,49 +63,51 @@ class Wake:
 
 Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming
 
-# Events after which an instance must not receive traffic, at once.
-_LEAVE = {"die", "stop", "destroy", "pause", "oom"}
-# Signals `docker kill` sends to end a container (SIGHUP etc. do not take it out).
-_FATAL_SIGNALS = {"9", "15", "2", "3", "SIGKILL", "SIGTERM", "SIGINT", "SIGQUIT"}
-
-
 PERIODIC = "periodic resync"
 DOCKER_EVENT = "docker event: "
 
 
-def _quiet(reason: str) -> bool:
-    """Converges run for every Docker event and every resync pass; they stay out of the
-    events stream (no -started / job-finished) and only report a repair (`converged`)."""
-    return reason == PERIODIC or reason.startswith(DOCKER_EVENT)
-
-
-def leaves_rotation(ev: ContainerEvent) -> bool:
-    if ev.action == "kill":
-        return ev.signal in _FATAL_SIGNALS
-    if ev.action == "health_status":
-        return ev.status == "unhealthy"
-    return ev.action in _LEAVE
-
-
 class Daemon:
-    def __init__(self, settings: Settings, compose: Compose, store: Store) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        compose: DockerPort,
+        store: StorePort,
+        *,
+        clock: Clock | None = None,
+        executors: dict[Lane, Executor] | None = None,
+        prober: Prober | None = None,
+        docker_cmd: list[str] | None = None,
+        files: tuple[str, ...] = (),
+    ) -> None:
         self.settings = settings
         self.compose = compose
         self.store = store
+        self.clock = clock or SystemClock()
+        self.docker_cmd = docker_cmd or ["docker"]
         self.workspace = str(settings.workspace.resolve())
-        self.queue: queue.Queue[Message] = queue.Queue()
+        # SimpleQueue: its put is reentrant, so the signal handler may post to it
+        self.queue: queue.SimpleQueue[Message] = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.cancel_builds = threading.Event()
+        self.signalled: int | None = None  # set by the signal handler, read by the loop
         self.debouncer = Debouncer(settings.debounce_ms / 1000, settings.debounce_max_ms / 1000)
-        self.jobs = JobQueue(settings.build_concurrency)
-        self.pool = ThreadPoolExecutor(settings.build_concurrency, thread_name_prefix="build")
-        self.project = Project(compose.project_name, self.workspace, tuple(compose.files), {})
+        self.jobs = JobQueue(settings.build_concurrency, settings.repair_concurrency)
+        # two lanes: converges (replacing a crashed instance) never wait behind builds
+        self.executors: dict[Lane, Executor] = executors or {
+            Lane.WORK: ThreadPoolExecutor(settings.build_concurrency, thread_name_prefix="build"),
+            Lane.REPAIR: ThreadPoolExecutor(
+                settings.repair_concurrency, thread_name_prefix="repair"
+            ),
+        }
+        self.project = Project(compose.project_name, self.workspace, files, {})
         self.sources = Sources(store, IgnoreList(settings.ignore_patterns), self.workspace)
         self.mapper = self.sources.set_project(self.project)
         self.watcher: TreeWatcher | None = None
         self.rotation = Rotation(store, TraefikKeys(settings.traefik_root, compose.project_name))
         # Deploy steps stop at the stop signal (no new instance once stopping: `compose down`
         # stops the sidecar first and must find every container); builds get stop_grace_s.
+        deployer_kwargs = {"prober": prober} if prober is not None else {}
         self.deployer = Deployer(
             compose,
             self.rotation,
@@ -108,26 +115,32 @@ class Daemon:
             self.stopping,
             settings.url_mode,
             settings.network,
+            **deployer_kwargs,
         )
         self.runner = JobRunner(
-            compose, self.deployer, self.queue.put, self.cancel_builds, settings.build_timeout_s
+            compose,
+            self.deployer,
+            self.queue.put,
+            self.cancel_builds,
+            settings.build_timeout_s,
+            self.clock,
         )
         self._last_build: dict[str, dict[str, str]] = {}
         self.control = Control(self)
         self.deployer.retire_first = self.control.retire_first
-        self.commands: CommandReader | None = None
         self.crashes = CrashLoop(
             settings.crash_backoff_base_s,
             settings.crash_backoff_max_s,
             settings.crash_window_s,
             settings.crash_max_failures,
         )
-        self.docker_events: DockerEvents | None = None
+        self.supervisor = Supervisor(self.clock)
+        self.supervisor.on_fatal = lambda _msg: self.request_stop()
         # (due, seq, service, reason): converges scheduled for later (crash backoff, resync)
         self._timers: list[tuple[float, int, str, str]] = []
         self._seq = 0
-        self._next_resync = time.monotonic() + settings.resync_interval_s
-        self.started = time.time()
+        self._next_resync = self.clock.monotonic() + settings.resync_interval_s
+        self.started = self.clock.time()
         self._next_beat = 0.0
 
     # --- life cycle ----------------------------------------------------------------------
@@ -135,65 +148,129 @@ class Daemon:
         self.stopping.set()
         self.queue.put(Wake())
 
-    def run(self) -> int:
+    def on_signal(self, signum: int, _frame: object = None) -> None:
+        """The signal handler: it only records the signal and wakes the loop (SimpleQueue's
+        put is reentrant); the loop logs and stops. A second signal exits at once."""
+        if self.signalled is not None:
+            os.write(2, b"second signal: exiting now\n")
+            os._exit(128 + signum)
+        self.signalled = signum
+        self.queue.put(Wake())
+
+    def start_up(self) -> None:
+        """Everything before the loop: Redis state, the project, what runs already."""
         self._safe(self.store.enable_keyspace_events)
         self._load_initial()
-        lost = self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
-        self.control.load_desired(adopt_running=bool(lost))
-        self.commands = CommandReader(self.store, self.queue.put)
-        self.commands.start()
-        self.docker_events = DockerEvents(
-            self.compose.docker_cmd(),
+        lost = self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s, {})
+        self.control.load_state(adopt_running=bool(lost))
+
+    def start_threads(self) -> None:
+        """The adapters' long-running threads, each through the supervisor."""
+        commands = CommandReader(self.store, self.queue.put)
+        self.supervisor.spawn("commands", commands.run)
+        events = DockerEvents(
+            self.docker_cmd,
             self.project.name,
             self._on_docker,
             self.settings.docker_retry_base_s,
             self.settings.docker_retry_max_s,
         )
-        self.docker_events.start()
+        self.supervisor.spawn("docker-events", events.run, interrupt=events.interrupt)
+        self._start_watcher()
+        self.supervisor.adopt("watcher", self._watcher_alive, self._restart_watcher)
+
+    def _start_watcher(self) -> None:
         self.watcher = TreeWatcher(self.mapper.watch_roots, self.mapper.prunes_dir, self._on_paths)
         self.watcher.start()
-        self._event("ready", watches=self.watcher.watch_count)
+
+    def _watcher_alive(self) -> bool:
+        return self.watcher is not None and self.watcher.alive
+
+    def _restart_watcher(self) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        self._start_watcher()
+        self.queue.put(Paths([OVERFLOW]))  # events may have been lost meanwhile: rescan
+
+    def run(self) -> int:
+        """The daemon: start up, follow everything until stopped. 0, or 1 when a thread could
+        not be kept alive."""
+        self.start_up()
+        self.start_threads()
+        watches = self.watcher.watch_count if self.watcher else 0
+        self._event("ready", watches=watches)
         logger.info(
             "ready: {} services, {} watched",
             len(self.project.services),
             len(self.project.built_services()),
         )
         try:
-            self._loop()
+            while not self.stopping.is_set():
+                self.step(self._timeout())
         finally:
             self._shutdown()
+        if self.supervisor.fatal:
+            logger.error("stopped because {}", self.supervisor.fatal)
+            return 1
         return 0
+
+    def run_steps(self, max_steps: int = 1000, until_idle: bool = True) -> int:
+        """The finite mode (arq's burst): steps without waiting until nothing more happens
+        without time passing (`until_idle`), or `max_steps`. The number of steps taken."""
+        for n in range(1, max_steps + 1):
+            if not self.step(0.0) and until_idle:
+                return n
+        return max_steps
 
     def _on_paths(self, paths: list[str]) -> None:
         self.queue.put(Paths(paths))
 
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                msg = self.queue.get(timeout=self._timeout())
-                self._handle(msg)
-                while True:  # coalesce whatever else is already queued
-                    self._handle(self.queue.get_nowait())
-            except queue.Empty:
-                pass
-            now = time.monotonic()
-            batch = self.debouncer.take(now, hold=self._git_busy())
-            if batch:
-                logger.debug("batch of {} paths", len(batch))
-                self._process_batch(batch)
-            self._fire_timers(now)
-            self._start_jobs()
-            if now >= self._next_beat:
-                self._next_beat = now + self.settings.heartbeat_interval_s
-                self._beat()
+    def step(self, timeout: float) -> bool:
+        """One pass of the loop: the messages waiting (after at most `timeout` seconds for
+        the first), then batches, timers, jobs and the heartbeat. True if anything
+        happened."""
+        progress = False
+        try:
+            msg = self.queue.get(timeout=timeout) if timeout > 0 else self.queue.get_nowait()
+            while True:  # coalesce whatever else is already queued
+                progress = True
+                self._dispatch(msg)
+                msg = self.queue.get_nowait()
+        except queue.Empty:
+            pass
+        now = self.clock.monotonic()
+        batch = self.debouncer.take(now, hold=self._git_busy())
+        if batch:
+            logger.debug("batch of {} paths", len(batch))
+            self._guarded("a batch of file changes", self._process_batch, batch)
+            progress = True
+        progress = self._fire_timers(now) or progress
+        progress = self._start_jobs() or progress
+        if now >= self._next_beat:
+            self._next_beat = now + self.settings.heartbeat_interval_s
+            self._guarded("the heartbeat", self._beat)
+        return progress
+
+    def _dispatch(self, msg: Message) -> None:
+        self._guarded(type(msg).__name__, self._handle, msg)
+
+    def _guarded(self, what: str, fn: Callable[P, None], *args: P.args, **kw: P.kwargs) -> None:
+        """The reactor never dies of one message: the error is logged with its traceback
+        and reported, and the loop goes on (level-triggered: the next resync repairs)."""
+        try:
+            fn(*args, **kw)
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            logger.opt(exception=exc).error("reactor: handling {} failed: {}", what, exc)
+            self._event("reactor-error", error=f"{what}: {type(exc).__name__}: {exc}")
 
     def _timeout(self) -> float:
-        wait = max(0.0, min(self._next_beat, self._next_resync) - time.monotonic())
+        now = self.clock.monotonic()
+        wait = max(0.0, min(self._next_beat, self._next_resync) - now)
         if self._timers:
-            wait = min(wait, max(0.0, self._timers[0][0] - time.monotonic()))
+            wait = min(wait, max(0.0, self._timers[0][0] - now))
         deadline = self.debouncer.deadline()
         if deadline is not None:
-            wait = min(wait, max(0.0, deadline - time.monotonic()))
+            wait = min(wait, max(0.0, deadline - now))
             if self._git_busy():
                 wait = max(wait, 0.05)
         return wait
@@ -205,27 +282,25 @@ class Daemon:
 
     def _shutdown(self) -> None:
         logger.info("stopping: {} jobs in flight", len(self.jobs.running))
+        self.supervisor.stop()
         if self.watcher:
             self.watcher.stop()
-        if self.docker_events:
-            self.docker_events.stop()
-        if self.commands:
-            self.commands.stop()
         self.jobs.waiting.clear()
         self.jobs.followups.clear()
-        deadline = time.monotonic() + self.settings.stop_grace_s
-        while self.jobs.running and time.monotonic() < deadline:
+        deadline = self.clock.monotonic() + self.settings.stop_grace_s
+        while self.jobs.running and self.clock.monotonic() < deadline:
             try:
-                self._handle(self.queue.get(timeout=0.1))
+                self._dispatch(self.queue.get(timeout=0.1))
             except queue.Empty:
                 continue
         if self.jobs.running:
             logger.warning("cancelling jobs of {}", ", ".join(sorted(self.jobs.running)))
         self.cancel_builds.set()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        for pool in self.executors.values():
+            pool.shutdown(wait=True, cancel_futures=True)
         while True:
             try:
-                self._handle(self.queue.get_nowait())
+                self._dispatch(self.queue.get_nowait())
             except queue.Empty:
                 break
         self._safe(self.store.clear_heartbeat)
@@ -236,7 +311,7 @@ class Daemon:
     def _handle(self, msg: Message) -> None:
         if isinstance(msg, Paths):
             logger.trace("paths: {}", msg.paths[:3])
-            self.debouncer.add(msg.paths, time.monotonic())
+            self.debouncer.add(msg.paths, self.clock.monotonic())
         elif isinstance(msg, JobDone):
             self._job_done(msg)
         elif isinstance(msg, ContainerEvent):
@@ -245,47 +320,50 @@ class Daemon:
             self._stream_state(msg)
         elif isinstance(msg, Incoming):
             self.control.on_command(msg)
+        elif isinstance(msg, Wake) and self.signalled is not None and not self.stopping.is_set():
+            name = signal.Signals(self.signalled).name
+            logger.info("{} received: stopping (again to force)", name)
+            self.request_stop()
 
     # --- docker events -------------------------------------------------------------------
     def _on_docker(self, msg: ContainerEvent | StreamState) -> None:
         """Runs on the events thread. Taking an instance out of the rotation happens right
         here (the rotation is thread-safe): milliseconds, not a trip through the loop."""
-        if (
-            isinstance(msg, ContainerEvent)
-            and leaves_rotation(msg)
-            and msg.action
-            not in (
-                "pause",
-                "health_status",
-            )
-        ):
-            # whoever sent it, it is going away; a kill or stop means someone chose that
-            self.rotation.mark_leaving(msg.container, killed=msg.action in ("kill", "stop"))
-        if isinstance(msg, ContainerEvent) and msg.action == "start":
-            self.rotation.mark_back(msg.container)
-        if isinstance(msg, ContainerEvent) and leaves_rotation(msg):
-            t0 = time.monotonic()
-            if self.rotation.remove(msg.service, msg.container, state=msg.action):
-                lag = (time.time_ns() - msg.time_ns) / 1e6 if msg.time_ns else -1
-                logger.info(
-                    "{}: {} left the rotation on {} ({:.1f} ms after the event, "
-                    "{:.1f} ms to publish)",
-                    msg.service,
-                    msg.name,
-                    msg.action,
-                    lag,
-                    (time.monotonic() - t0) * 1000,
-                )
-        if isinstance(msg, ContainerEvent) and msg.action == "destroy":
-            self.rotation.forget_container(msg.container)
+        if isinstance(msg, ContainerEvent):
+            effect = effect_of(msg)
+            if effect.leaving:
+                self.rotation.mark_leaving(msg.container, killed=effect.killed)
+            if effect.back:
+                self.rotation.mark_back(msg.container)
+            if effect.leave_rotation:
+                t0 = self.clock.monotonic()
+                if self.rotation.remove(msg.service, msg.container, state=msg.action):
+                    lag = (self.clock.time() * 1e9 - msg.time_ns) / 1e6 if msg.time_ns else -1
+                    logger.info(
+                        "{}: {} left the rotation on {} ({:.1f} ms after the event, "
+                        "{:.1f} ms to publish)",
+                        msg.service,
+                        msg.name,
+                        msg.action,
+                        lag,
+                        (self.clock.monotonic() - t0) * 1000,
+                    )
+            if effect.forget:
+                self.rotation.forget_container(msg.container)
         self.queue.put(msg)
 
     def _container_event(self, ev: ContainerEvent) -> None:
         svc = self.project.services.get(ev.service)
-        if svc is None or not svc.served:
+        verdict = verdict_of(
+            ev,
+            served=svc is not None and svc.served,
+            exit_expected=self.rotation.exit_expected(ev.container),
+            failed=ev.service in self.crashes.failed,
+        )
+        if svc is None or verdict is Verdict.IGNORE:
             return
-        if ev.action in ("die", "oom") and not self.rotation.exit_expected(ev.container):
-            delay = self.crashes.record(svc.name, time.monotonic())
+        if verdict is Verdict.CRASH:
+            delay = self.crashes.record(svc.name, self.clock.monotonic())
             if delay is None:
                 self._service_failed(svc.name, ev)
                 return
@@ -297,10 +375,10 @@ class Daemon:
                     f"replacing after {delay:g}s backoff",
                 )
                 return
-        if svc.name in self.crashes.failed:
-            return
+            if svc.name in self.crashes.failed:
+                return
         what = f"{ev.action} {ev.status}".strip()
-        self.jobs.request(svc.name, f"{DOCKER_EVENT}{what} of {ev.name}", Kind.CONVERGE)
+        self.jobs.request(svc.name, f"{DOCKER_EVENT}{what} of {ev.name}", Kind.CONVERGE, True)
 
     def _service_failed(self, name: str, ev: ContainerEvent) -> None:
         reason = (
@@ -326,16 +404,21 @@ class Daemon:
 
     def _schedule(self, service: str, delay: float, reason: str) -> None:
         self._seq += 1
-        heapq.heappush(self._timers, (time.monotonic() + delay, self._seq, service, reason))
+        due = self.clock.monotonic() + delay
+        heapq.heappush(self._timers, (due, self._seq, service, reason))
 
-    def _fire_timers(self, now: float) -> None:
+    def _fire_timers(self, now: float) -> bool:
+        fired = False
         while self._timers and self._timers[0][0] <= now:
             _, _, service, reason = heapq.heappop(self._timers)
+            fired = True
             if service in self.project.services and service not in self.crashes.failed:
-                self.jobs.request(service, reason, Kind.CONVERGE)
+                self.jobs.request(service, reason, Kind.CONVERGE, quiet=True)
         if now >= self._next_resync:
             self._next_resync = now + self.settings.resync_interval_s
             self._resync(PERIODIC)
+            fired = True
+        return fired
 
     def _resync(self, reason: str, plain_too: bool = False) -> None:
         """Level-triggered repair: converge every served service against what Docker says;
@@ -345,20 +428,27 @@ class Daemon:
             running = self._safe_docker(self.compose.running_services, set())
         for svc in self.project.services.values():
             if svc.served and svc.name not in self.crashes.failed:
-                self.jobs.request(svc.name, reason, Kind.CONVERGE)
+                self.jobs.request(svc.name, reason, Kind.CONVERGE, quiet=reason == PERIODIC)
             elif plain_too and not svc.served and svc.name not in running:
                 self.jobs.request(svc.name, reason, Kind.UP)
 
     # --- redis ---------------------------------------------------------------------------
     def _beat(self) -> None:
         """Heartbeat, and the Redis watchdog: a Redis that came back, or came back empty,
-        gets everything re-published."""
+        gets everything re-published. Also where adopted threads are checked, and thread
+        states go out with the heartbeat."""
+        self.supervisor.check()
         if not self.store.available:
             if self.store.probe():
                 logger.info("redis is back: re-publishing")
                 self._republish("redis reconnected")
             return
-        lost = self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        lost = self._safe(
+            self.store.heartbeat,
+            self.started,
+            self.settings.heartbeat_ttl_s,
+            self.supervisor.states(),
+        )
         if lost:
             logger.warning("redis lost the sidecar's state (restart or flush): re-publishing")
             self._republish("redis lost its data")
@@ -369,11 +459,17 @@ class Daemon:
         self.rotation.republish()
         for svc, fields in self._last_build.items():
             self._safe(self.store.record_build, svc, fields)
-        for svc, replicas in self.control.desired.items():
-            self._safe(self.store.set_desired, svc, replicas)
-        # the hash cache is rebuilt from disk; pending (unbuilt) changes stay pending
+        self.control.republish()
+        # builds that succeeded while Redis was away are committed now; the hash cache is
+        # rebuilt from disk; pending (unbuilt) changes stay pending
+        self.sources.save_unsaved()
         missing = self.sources.rebuild_cache([s.name for s in self.project.built_services()])
-        self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s)
+        self._safe(
+            self.store.heartbeat,
+            self.started,
+            self.settings.heartbeat_ttl_s,
+            self.supervisor.states(),
+        )
         self._event("resynced", reason=reason, hashes_rebuilt=",".join(missing))
 
     # --- project model -------------------------------------------------------------------
@@ -519,32 +615,43 @@ class Daemon:
             self.jobs.request(svc, f"{count} files changed")
 
     # --- jobs: build, roll out, converge -------------------------------------------------
-    def _start_jobs(self) -> None:
+    def _start_jobs(self) -> bool:
         if self.stopping.is_set():
+            return False
+        started = self.jobs.start()
+        for job in started:
+            self._guarded(f"starting the {job.kind.value} of {job.service}", self._start_job, job)
+        return bool(started)
+
+    def _start_job(self, job: Job) -> None:
+        name, kind, reason = job.service, job.kind, job.reason
+        svc = self.control.effective(name)
+        if svc is None or (kind is Kind.CONVERGE and name in self.crashes.failed):
+            self.jobs.finished(name)
             return
-        for name, kind, reason in self.jobs.start():
-            svc = self.control.effective(name)
-            if svc is None or (kind is Kind.CONVERGE and name in self.crashes.failed):
-                self.jobs.finished(name)
-                continue
-            if kind in (Kind.BUILD, Kind.ROLLOUT) and name in self.crashes.deaths:
-                self.crashes.reset(name)  # new code or definition: a fresh start
-                self._safe(self.store.record_build, name, {"state": "", "failed_reason": ""})
-            snapshot = self.sources.snapshot(name) if kind is Kind.BUILD else {}
-            if not _quiet(reason):
-                logger.info("{} {}: {}", kind.value, name, reason)
-                self._event(f"{kind.value}-started", name, reason=reason)
-            self.pool.submit(self.runner.run, svc, kind, snapshot, reason)
+        if kind in (Kind.BUILD, Kind.ROLLOUT) and name in self.crashes.deaths:
+            self.crashes.reset(name)  # new code or definition: a fresh start
+            self._safe(self.store.record_build, name, {"state": "", "failed_reason": ""})
+        snapshot = self.sources.snapshot(name) if kind is Kind.BUILD else {}
+        if not job.quiet:
+            logger.info("{} {}: {}", kind.value, name, reason)
+            self._event(f"{kind.value}-started", name, reason=reason)
+        try:
+            self.executors[lane_of(kind)].submit(
+                self.runner.run, svc, kind, snapshot, reason, job.quiet
+            )
+        except RuntimeError:  # the pool is shut down: we are stopping
+            self.jobs.finished(name)
 
     def _job_done(self, done: JobDone) -> None:
         self.jobs.finished(done.service)
-        quiet = _quiet(done.reason) and done.ok and not (done.deploy and done.deploy.changed)
+        quiet = done.quiet and done.ok and not (done.deploy and done.deploy.changed)
         try:
             self.control.answer_awaiting(done)
             if not quiet:
                 self._record_job(done)
         finally:
-            if not _quiet(done.reason):
+            if not done.quiet:
                 self._event(
                     "job-finished",
                     done.service,
@@ -587,7 +694,7 @@ class Daemon:
                 "{} {} done in {:.2f}s: {}",
                 name,
                 done.kind.value,
-                time.time() - done.started,
+                self.clock.time() - done.started,
                 done.deploy.tail.splitlines()[-1:] or "",
             )
             self._event(
@@ -624,3 +731,14 @@ class Daemon:
         except Exception as exc:  # noqa: BLE001 - docker errors must not kill the loop
             logger.error("docker call failed: {}", exc)
             return default
+
+    # what Control needs of its host (runtime.control.Host)
+    safe = _safe
+    safe_docker = _safe_docker
+    event = _event
+
+    def reload_project(self) -> None:
+        self._reload_project()
+
+    def cancel_all_builds(self) -> None:
+        self.cancel_builds.set()

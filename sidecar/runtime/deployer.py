@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from loguru import logger
 
-from sidecar.adapters.compose import Compose
 from sidecar.adapters.health import wait_healthy
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import plan_rollout, plan_scale
+from sidecar.core.ports import DockerPort, Prober
 from sidecar.core.serving import ServeSpec
 from sidecar.core.types import DeployResult, Instance
 from sidecar.runtime.rotation import Rotation
@@ -26,13 +26,15 @@ _CANCELLED = "cancelled: the sidecar is stopping"
 class Deployer:
     def __init__(
         self,
-        compose: Compose,
+        compose: DockerPort,
         rotation: Rotation,
         events: EventSink,
         cancel: threading.Event,
         url_mode: str = "network",
         network: str | None = None,
+        prober: Prober = wait_healthy,
     ) -> None:
+        self.prober = prober
         self.compose = compose
         self.rotation = rotation
         self.events = events
@@ -184,7 +186,7 @@ class Deployer:
         if target is None:
             reason = f"no address on the proxy network (url_mode={self.url_mode})"
         else:
-            reason = wait_healthy(
+            reason = self.prober(
                 target[1], spec.health, lambda: self.compose.instance(inst.id), self.cancel
             )
         if reason is None and target is not None and not self.cancel.is_set():

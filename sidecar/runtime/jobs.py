@@ -4,15 +4,14 @@ Only adapters are touched here; the outcome goes back to the reactor as a `JobDo
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
 from loguru import logger
 
-from sidecar.adapters.compose import Compose
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import Digests, Kind
+from sidecar.core.ports import Clock, DockerPort
 from sidecar.core.types import CommandResult, JobDone
 from sidecar.runtime.deployer import Deployer
 
@@ -20,20 +19,24 @@ from sidecar.runtime.deployer import Deployer
 class JobRunner:
     def __init__(
         self,
-        compose: Compose,
+        compose: DockerPort,
         deployer: Deployer,
         report: Callable[[JobDone], None],
         cancel: threading.Event,
         build_timeout_s: float,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.compose = compose
         self.deployer = deployer
         self.report = report
         self.cancel = cancel
         self.build_timeout_s = build_timeout_s
 
-    def run(self, svc: ServiceSpec, kind: Kind, snapshot: Digests, reason: str) -> None:
-        started = time.time()
+    def run(
+        self, svc: ServiceSpec, kind: Kind, snapshot: Digests, reason: str, quiet: bool = False
+    ) -> None:
+        started = self.clock.time()
         build = deploy = None
         try:
             if kind is Kind.BUILD and not svc.served:
@@ -48,19 +51,21 @@ class JobRunner:
                     deploy = self._deploy(svc, kind)
         except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
             logger.exception("{} job for {} crashed", kind.value, svc.name)
-            failed = CommandResult(False, time.time() - started, f"{type(exc).__name__}: {exc}")
+            failed = CommandResult(
+                False, self.clock.time() - started, f"{type(exc).__name__}: {exc}"
+            )
             build, deploy = (
                 (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
             )
-        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started))
+        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet))
 
     def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
-        t0 = time.time()
+        t0 = self.clock.time()
         if svc.served:
             res = (
                 self.deployer.converge(svc) if kind is Kind.CONVERGE else self.deployer.rollout(svc)
             )
-            return CommandResult(res.ok, time.time() - t0, res.detail, changed=res.changed)
+            return CommandResult(res.ok, self.clock.time() - t0, res.detail, changed=res.changed)
         if kind is Kind.CONVERGE:
             self.deployer.unserve(svc.name)
         return self.compose.up([svc.name])

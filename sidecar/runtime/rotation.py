@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 from loguru import logger
 
-from sidecar.adapters.store import Store, StoreUnavailable
+from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import TraefikKeys
+from sidecar.core.ports import StorePort
 
 
 @dataclass
@@ -25,7 +26,7 @@ class _Service:
 
 
 class Rotation:
-    def __init__(self, store: Store, traefik: TraefikKeys) -> None:
+    def __init__(self, store: StorePort, traefik: TraefikKeys) -> None:
         self.store = store
         self.traefik = traefik
         self._services: dict[str, _Service] = {}

@@ -17,11 +17,12 @@ from loguru import logger
 
 from sidecar.adapters.compose import Compose
 from sidecar.adapters.hashing import digest_many, scan, walk_files
-from sidecar.adapters.store import Store, StoreUnavailable
+from sidecar.core.errors import StoreUnavailable
 from sidecar.core.ignore import IgnoreList
 from sidecar.core.mapping import PathMapper
 from sidecar.core.model import Project
 from sidecar.core.planner import Digests, changed_digests, scan_diff
+from sidecar.core.ports import StorePort
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,11 +52,13 @@ class ScanReport:
 
 
 class Sources:
-    def __init__(self, store: Store, ignores: IgnoreList, workspace: str) -> None:
+    def __init__(self, store: StorePort, ignores: IgnoreList, workspace: str) -> None:
         self.store = store
         self.ignores = ignores
         self.workspace = workspace
         self.overlay = Overlay()
+        # digests of successful builds not yet written to Redis (it was away)
+        self.unsaved: dict[str, Digests] = {}
         self.mapper = PathMapper(Project("", workspace, (), {}), {}, ignores, workspace)
 
     def set_project(self, project: Project) -> PathMapper:
@@ -147,8 +150,11 @@ class Sources:
 
     def _note(self, svc: str, observed: Digests) -> int:
         pending = self.overlay.known(svc)
-        known = {r: pending[r] for r in observed if r in pending}
-        missing = [r for r in observed if r not in pending]
+        built_unsaved = self.unsaved.get(svc, {})
+        known = {r: pending.get(r, built_unsaved.get(r)) for r in observed}
+        missing = [r for r in observed if r not in pending and r not in built_unsaved]
+        for r in missing:
+            del known[r]
         if missing:
             known.update(self._safe(self.store.get_hashes, svc, missing) or dict.fromkeys(missing))
         diff = changed_digests(observed, known)
@@ -163,12 +169,24 @@ class Sources:
         return dict(self.overlay.known(service))
 
     def built(self, service: str, snapshot: Digests) -> None:
-        """A build from `snapshot` succeeded: it becomes the committed state."""
-        self._safe(self.store.commit_hashes, service, snapshot)
+        """A build from `snapshot` succeeded: it becomes the committed state. While Redis
+        is away it is kept here (`unsaved`) and written by `save_unsaved` when it is back,
+        so the same bytes seen again are not built a second time."""
+        try:
+            self.store.commit_hashes(service, snapshot)
+        except StoreUnavailable:
+            self.unsaved.setdefault(service, {}).update(snapshot)
         self.overlay.committed(service, snapshot)
+
+    def save_unsaved(self) -> None:
+        for service in list(self.unsaved):
+            self._safe(self.store.commit_hashes, service, self.unsaved[service])
+            if self.store.available:
+                del self.unsaved[service]
 
     def pending(self) -> dict[str, int]:
         return {svc: len(p) for svc, p in self.overlay.pending.items() if p}
 
     def forget(self, service: str) -> None:
         self.overlay.pending.pop(service, None)
+        self.unsaved.pop(service, None)

@@ -12,9 +12,12 @@ from sidecar.core.planner import (
     Action,
     Batch,
     Digests,
+    Job,
     JobQueue,
     Kind,
+    Lane,
     changed_digests,
+    lane_of,
     plan_orphans,
     plan_project_change,
     plan_rollout,
@@ -215,8 +218,8 @@ def test_plan_orphans(services: list[str], running: list[str], expected: list[st
 # ---- JobQueue -----------------------------------------------------------------------------------
 
 
-def names(started: list[tuple[str, Kind, str]]) -> list[str]:
-    return [s for s, _, _ in started]
+def names(started: list[Job]) -> list[str]:
+    return [j.service for j in started]
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 3, 8])
@@ -237,7 +240,7 @@ def test_queue_respects_the_concurrency_cap(concurrency: int) -> None:
 def test_queue_request_defaults_to_build() -> None:
     q = JobQueue(concurrency=1)
     q.request("web", "files changed")
-    assert q.start() == [("web", Kind.BUILD, "files changed")]
+    assert q.start() == [Job("web", Kind.BUILD, "files changed")]
     assert q.running == {"web": Kind.BUILD}
 
 
@@ -247,7 +250,7 @@ def test_queue_starts_in_request_order() -> None:
         q.request(s, "r")
     order = []
     while not q.idle:
-        (svc, _kind, _reason), *rest = q.start()
+        (svc, *_), *rest = q.start()
         assert rest == []
         order.append(svc)
         q.finished(svc)
@@ -258,7 +261,7 @@ def test_queue_dedupes_waiting_requests() -> None:
     q = JobQueue(concurrency=4)
     for _ in range(5):
         q.request("web", "r")
-    assert q.start() == [("web", Kind.BUILD, "r")]
+    assert q.start() == [Job("web", Kind.BUILD, "r")]
     assert q.start() == []
 
 
@@ -279,11 +282,9 @@ def test_queue_biggest_kind_wins_in_place(requests: list[Kind], expected: Kind) 
     for kind in requests:
         q.request("web", kind.value, kind)
     q.request("last", "r", C)
-    assert [(s, k) for s, k, _ in q.start()] == [("first", C)]
-    q.finished("first")
-    started = q.start()
     # still queued at its first position, with the biggest kind and that kind's reason
-    assert started == [("web", expected, expected.value)]
+    assert list(q.waiting) == ["first", "web", "last"]
+    assert q.waiting["web"] == Job("web", expected, expected.value)
 
 
 @pytest.mark.parametrize("repeats", [1, 2, 10, 500])
@@ -296,7 +297,7 @@ def test_queue_exactly_one_followup_while_running(repeats: int) -> None:
     assert q.start() == []  # never twice at once
     q.finished("web")
     expected = U if repeats > 1 else C
-    assert [(s, k) for s, k, _ in q.start()] == [("web", expected)]  # the one follow-up
+    assert [(s, k) for s, k, *_ in q.start()] == [("web", expected)]  # the one follow-up
     q.finished("web")
     assert q.start() == []
     assert q.idle
@@ -372,7 +373,7 @@ def test_queue_invariants_under_random_traffic(seed: int) -> None:
             if s in q.running:
                 requested_while_running[s] = True
         elif op < 0.8:
-            for s, _, _ in q.start():
+            for s, *_ in q.start():
                 requested_while_running[s] = False
         elif q.running:
             s = rng.choice(sorted(q.running))
@@ -380,9 +381,49 @@ def test_queue_invariants_under_random_traffic(seed: int) -> None:
             q.finished(s)
             # a request during the job leaves exactly one more job queued
             assert (s in q.waiting) is followup
-        assert len(q.running) <= concurrency
+        work = [k for k in q.running.values() if lane_of(k) is Lane.WORK]
+        assert len(work) <= concurrency
+        assert len(q.running) - len(work) <= q.repair_concurrency
         assert not (q.running.keys() & q.waiting.keys())
         assert q.followups.keys() <= q.running.keys()
+
+
+def test_repairs_do_not_wait_behind_builds() -> None:
+    """Two slow builds fill the work lane; a crashed instance's converge starts at once."""
+    q = JobQueue(concurrency=2, repair_concurrency=1)
+    q.request("a", "files changed")
+    q.request("b", "files changed")
+    assert names(q.start()) == ["a", "b"]
+    q.request("c", "files changed")
+    q.request("web", "docker event: die", C, quiet=True)
+    assert q.start() == [Job("web", C, "docker event: die", True)]
+    q.request("api", "docker event: die", C, quiet=True)
+    assert q.start() == []  # the repair lane is full too
+    q.finished("web")
+    assert names(q.start()) == ["api"]
+    q.finished("a")
+    assert names(q.start()) == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected"),
+    [
+        # (kind, reason, quiet) twice -> the one job that runs
+        ((C, "periodic", True), (C, "event", True), Job("web", C, "periodic", True)),
+        ((C, "periodic", True), (C, "command", False), Job("web", C, "command", False)),
+        ((C, "command", False), (C, "periodic", True), Job("web", C, "command", False)),
+        ((C, "event", True), (B, "files", False), Job("web", B, "files", False)),
+        ((B, "files", False), (C, "event", True), Job("web", B, "files", False)),
+        ((U, "restart", True), (C, "command", False), Job("web", U, "command", False)),
+    ],
+)
+def test_queue_merge_is_loud_when_either_request_is(
+    first: tuple[Kind, str, bool], second: tuple[Kind, str, bool], expected: Job
+) -> None:
+    q = JobQueue(concurrency=1)
+    for kind, reason, quiet in (first, second):
+        q.request("web", reason, kind, quiet=quiet)
+    assert q.waiting["web"] == expected
 
 
 # ---- rollout and scale plans ----------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""Errors that cross layers, and whether an error is worth retrying.
+
+Transient: the other side is away or busy (Redis connection refused, the Docker daemon
+restarting); retried with backoff and logged "attempt n/N". Permanent: retrying cannot
+help (a malformed compose file, an unknown image, a wrong-type Redis key); surfaced at once."""
+
+from __future__ import annotations
+
+import re
+
+
+class StoreUnavailable(Exception):
+    """Redis could not be reached after the retries; the caller decides what to skip."""
+
+
+class DockerUnavailable(Exception):
+    """The Docker daemon did not answer after the retries."""
+
+
+# What the docker CLI and compose print when the daemon itself cannot be reached (socket
+# missing, daemon restarting, API timeouts): worth another try. Anything else (no such
+# image, invalid reference, port already allocated, conflict) is the request's own fault.
+_DOCKER_TRANSIENT = re.compile(
+    r"cannot connect to the docker daemon|is the docker daemon running|"
+    r"connection refused|connection reset|no such file or directory.*docker\.sock|"
+    r"error during connect|i/o timeout|context deadline exceeded|"
+    r"tls handshake timeout|eof$|unexpected eof|service unavailable|"
+    r"dial unix .*docker\.sock",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def docker_error_is_transient(text: str) -> bool:
+    """Whether a failed docker/compose call's output says the daemon was away."""
+    return bool(_DOCKER_TRANSIENT.search(text))

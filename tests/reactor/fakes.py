@@ -1,0 +1,392 @@
+"""In-memory fakes of the project's own ports (sidecar.core.ports): Docker/compose, the
+Redis store, a clock, an inline executor and a health prober. They hold plain state that
+the tests read back the way a user would read Docker and Redis."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sidecar.core.errors import StoreUnavailable
+from sidecar.core.keys import Keys, TraefikKeys
+from sidecar.core.model import Project, ProjectError, ServiceSpec
+from sidecar.core.serving import HealthSpec
+from sidecar.core.types import CommandResult, Instance
+
+
+class DockerAway(Exception):
+    """What the fake raises while the daemon is 'away' (as python-on-whales would)."""
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return 1.7e9 + self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class InlineExecutor:
+    """Runs a job at once on the reactor's thread; `hold` keeps jobs until `release`."""
+
+    def __init__(self) -> None:
+        self.hold = False
+        self.held: list[tuple[Callable[..., object], tuple[Any, ...]]] = []
+        self.ran = 0
+
+    def submit(self, fn: Callable[..., object], /, *args: Any) -> object:
+        if self.hold:
+            self.held.append((fn, args))
+        else:
+            self.ran += 1
+            fn(*args)
+        return None
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for fn, args in held:
+            self.ran += 1
+            fn(*args)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.held.clear()
+
+
+@dataclass
+class FakeDocker:
+    """One compose project's containers, in memory."""
+
+    project_name: str
+    model: Project | None = None
+    load_error: str | None = None
+    own_services: frozenset[str] = frozenset()
+    failing_builds: set[str] = field(default_factory=set)
+    images: set[str] = field(default_factory=set)  # services with a built image
+    away: bool = False
+    containers: dict[str, Instance] = field(default_factory=dict)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def _check(self, what: str, arg: str = "") -> None:
+        if self.away:
+            raise DockerAway("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+        self.calls.append((what, arg))
+
+    def _new(self, service: str) -> Instance:
+        n = next(self._ids)
+        number = 1 + max((i.number for i in self.instances(service)), default=0)
+        inst = Instance(
+            id=f"{n:064x}",
+            name=f"{self.project_name}-{service}-{number}",
+            number=number,
+            image=f"{self.project_name}-{service}",
+            state="running",
+            health=None,
+            ips={f"{self.project_name}_default": f"10.0.{n // 250}.{n % 250 + 2}"},
+            host_ports={},
+            created=float(n),
+        )
+        self.containers[inst.id] = inst
+        return inst
+
+    # --- DockerPort ----------------------------------------------------------------------
+    def load(self) -> Project:
+        self._check("load")
+        if self.load_error:
+            raise ProjectError(self.load_error)
+        assert self.model is not None
+        return self.model
+
+    def build(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
+        self._check("build", service)
+        if service in self.failing_builds:
+            return CommandResult(False, 0.01, "Step 2/2 : RUN false\nbuild failed")
+        self.images.add(service)
+        return CommandResult(True, 0.01, "built")
+
+    def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
+        built = self.build(service, cancel, timeout)
+        if not built.ok:
+            return built
+        self._recreate(service)
+        return CommandResult(True, 0.02, "recreated", touched=True)
+
+    def _recreate(self, service: str) -> None:
+        for inst in self.instances(service):
+            del self.containers[inst.id]
+        self._new(service)
+
+    def up(self, services: list[str], build: bool = False) -> CommandResult:
+        self._check("up", ",".join(services))
+        for svc in services:
+            if build:
+                self.images.add(svc)
+            self._recreate(svc)
+        return CommandResult(True, 0.01, "up")
+
+    def scale(self, service: str, replicas: int) -> CommandResult:
+        self._check("scale", f"{service}={replicas}")
+        while len(self.instances(service)) < replicas:
+            self._new(service)
+        return CommandResult(True, 0.01, "scaled")
+
+    def instances(self, service: str) -> list[Instance]:
+        self._check("instances", service)
+        mine = [i for i in self.containers.values() if i.image == f"{self.project_name}-{service}"]
+        return sorted(mine, key=lambda i: (i.created, i.number))
+
+    def instance(self, container_id: str) -> Instance | None:
+        self._check("instance", container_id)
+        return self.containers.get(container_id)
+
+    def has_image(self, svc: ServiceSpec) -> bool:
+        self._check("has_image", svc.name)
+        return svc.name in self.images
+
+    def stop_remove(self, ids: list[str], timeout: int = 10) -> None:
+        self._check("stop_remove", ",".join(i[:12] for i in ids))
+        for cid in ids:
+            self.containers.pop(cid, None)
+
+    def logs_tail(self, container_id: str, lines: int = 20) -> str:
+        return ""
+
+    def services_with_containers(self) -> set[str]:
+        self._check("services_with_containers")
+        return {i.image.removeprefix(f"{self.project_name}-") for i in self.containers.values()}
+
+    def running_services(self) -> set[str]:
+        return {
+            i.image.removeprefix(f"{self.project_name}-")
+            for i in self.containers.values()
+            if i.state == "running"
+        }
+
+    def remove_service(self, service: str) -> int:
+        gone = self.instances(service)
+        for inst in gone:
+            del self.containers[inst.id]
+        return len(gone)
+
+    # --- what a test does by hand ----------------------------------------------------------
+    def set_state(self, cid: str, state: str) -> Instance:
+        inst = replace(self.containers[cid], state=state)
+        self.containers[cid] = inst
+        return inst
+
+    def running(self, service: str) -> list[Instance]:
+        return [i for i in self.instances(service) if i.state == "running"]
+
+
+class FakeStore:
+    """The sidecar's Redis state as plain dicts; `down()` / `up(empty=...)` play Redis
+    going away and coming back (empty: restarted without persistence)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self.available = True
+        self.reachable = True
+        self.flush()
+
+    def flush(self) -> None:
+        self.sentinel = False
+        self.beat: dict[str, Any] | None = None
+        self.events: list[dict[str, Any]] = []
+        self.builds: dict[str, dict[str, Any]] = {}
+        self.hashes: dict[str, dict[str, str]] = {}
+        self.rotations: dict[str, list[str]] = {}
+        self.instance_tables: dict[str, dict[str, str]] = {}
+        self.routers: dict[str, str] = {}
+        self.desired: dict[str, int] = {}
+        self.paused: set[str] = set()
+        self.stream: list[tuple[str, dict[Any, Any]]] = []
+        self.delivered: set[str] = set()
+        self.acked: list[str] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.project_info: dict[str, str] = {}
+
+    def down(self) -> None:
+        self.reachable = False
+
+    def up(self, empty: bool = False) -> None:
+        self.reachable = True
+        if empty:
+            self.flush()
+
+    def _call(self) -> None:
+        if not self.available or not self.reachable:
+            self.available = False
+            raise StoreUnavailable("redis is unavailable")
+
+    # --- liveness --------------------------------------------------------------------------
+    def probe(self) -> bool:
+        if self.reachable:
+            self.available = True
+        return self.reachable
+
+    def heartbeat(self, started: float, ttl_s: float, threads: Mapping[str, str]) -> bool:
+        self._call()
+        self.beat = {"started": started, "threads": dict(threads)}
+        lost, self.sentinel = not self.sentinel, True
+        return lost
+
+    def clear_heartbeat(self) -> None:
+        self._call()
+        self.beat = None
+
+    def enable_keyspace_events(self) -> None:
+        self._call()
+
+    # --- project ---------------------------------------------------------------------------
+    def publish_project(self, project: Project, workspace: str) -> None:
+        self._call()
+        self.project_info = {"name": project.name, "services": ",".join(project.services)}
+
+    def project_load_failed(self, error: str) -> None:
+        self._call()
+        self.project_info["load_error"] = error
+
+    def forget_service(self, name: str) -> None:
+        self._call()
+        for table in (self.builds, self.hashes, self.rotations, self.instance_tables):
+            table.pop(name, None)
+
+    def record_build(self, service: str, fields: Mapping[str, Any]) -> None:
+        self._call()
+        self.builds.setdefault(service, {}).update(fields)
+
+    def event(self, kind: str, service: str = "", **fields: Any) -> None:
+        self._call()
+        self.events.append({"kind": kind, "service": service, **fields})
+
+    # --- hashes ------------------------------------------------------------------------------
+    def has_hashes(self, service: str) -> bool:
+        self._call()
+        return service in self.hashes
+
+    def all_hashes(self, service: str) -> dict[str, str]:
+        self._call()
+        return dict(self.hashes.get(service, {}))
+
+    def get_hashes(self, service: str, rels: Iterable[str]) -> dict[str, str | None]:
+        self._call()
+        mine = self.hashes.get(service, {})
+        return {r: mine.get(r) for r in rels}
+
+    def commit_hashes(self, service: str, updates: Mapping[str, str | None]) -> None:
+        self._call()
+        mine = self.hashes.setdefault(service, {})
+        for rel, digest in updates.items():
+            if digest is None:
+                mine.pop(rel, None)
+            else:
+                mine[rel] = digest
+
+    def hashes_under(self, service: str, prefix: str) -> list[str]:
+        self._call()
+        return [r for r in self.hashes.get(service, {}) if r.startswith(prefix)]
+
+    # --- rotation ------------------------------------------------------------------------------
+    def publish_instances(self, service: str, instances: Mapping[str, str]) -> None:
+        self._call()
+        self.instance_tables[service] = dict(instances)
+
+    def publish_rotation(
+        self,
+        service: str,
+        urls: list[str],
+        instances: Mapping[str, str],
+        traefik: TraefikKeys,
+        rule: str,
+        entrypoints: tuple[str, ...],
+    ) -> None:
+        self._call()
+        self.rotations[service] = list(urls)
+        self.instance_tables[service] = dict(instances)
+        if urls or entrypoints:
+            self.routers[service] = rule
+        else:
+            self.routers.pop(service, None)
+
+    # --- commands ------------------------------------------------------------------------------
+    def add_command(self, **fields: str) -> str:
+        entry_id = f"{len(self.stream) + 1}-0"
+        self.stream.append((entry_id, {k.encode(): v.encode() for k, v in fields.items()}))
+        return entry_id
+
+    def ensure_group(self) -> None:
+        self._call()
+
+    def read_commands(self, pending: bool, block_ms: int) -> list[tuple[str, dict[Any, Any]]]:
+        self._call()
+        new = [(e, f) for e, f in self.stream if e not in self.delivered]
+        self.delivered.update(e for e, _ in new)
+        return new
+
+    def finish_command(
+        self, entry_id: str, command_id: str, result: Mapping[str, Any], ttl_s: int
+    ) -> None:
+        self._call()
+        self.results[command_id] = dict(result)
+        self.acked.append(entry_id)
+
+    def ack_command(self, entry_id: str) -> None:
+        self._call()
+        self.acked.append(entry_id)
+
+    def command_result(self, command_id: str) -> dict[str, Any] | None:
+        self._call()
+        return self.results.get(command_id)
+
+    def set_desired(self, service: str, replicas: int | None) -> None:
+        self._call()
+        if replicas is None:
+            self.desired.pop(service, None)
+        else:
+            self.desired[service] = replicas
+
+    def all_desired(self, services: Iterable[str]) -> dict[str, int]:
+        self._call()
+        return {s: self.desired[s] for s in services if s in self.desired}
+
+    def paused_members(self) -> set[str]:
+        self._call()
+        return set(self.paused)
+
+    def set_paused_members(self, members: set[str]) -> None:
+        self._call()
+        self.paused = set(members)
+
+    # --- reading back ------------------------------------------------------------------------
+    def kinds(self, service: str | None = None) -> list[str]:
+        return [e["kind"] for e in self.events if service is None or e["service"] == service]
+
+
+class FakeProber:
+    """Health probes: every instance is healthy unless its id is in `unhealthy`."""
+
+    def __init__(self) -> None:
+        self.unhealthy: set[str] = set()
+        self.probed: list[tuple[str, int]] = []
+
+    def __call__(
+        self,
+        target: tuple[str, int],
+        spec: HealthSpec,
+        refresh: Callable[[], Instance | None],
+        cancel: threading.Event,
+    ) -> str | None:
+        self.probed.append(target)
+        inst = refresh()
+        if inst is None or inst.state != "running":
+            return "the container exited"
+        return "connection refused" if inst.id in self.unhealthy else None
