@@ -196,15 +196,15 @@ class Daemon:
         """The daemon: start up, follow everything until stopped. 0, or 1 when a thread could
         not be kept alive."""
         self.start_up()
-        self.start_threads()
-        watches = self.watcher.watch_count if self.watcher else 0
-        self._event("ready", watches=watches)
-        logger.info(
-            "ready: {} services, {} watched",
-            len(self.project.services),
-            len(self.project.built_services()),
-        )
         try:
+            self.start_threads()
+            watches = self.watcher.watch_count if self.watcher else 0
+            self._event("ready", watches=watches)
+            logger.info(
+                "ready: {} services, {} watched",
+                len(self.project.services),
+                len(self.project.built_services()),
+            )
             while not self.stopping.is_set():
                 self.step(self._timeout())
         finally:

