@@ -130,6 +130,7 @@ def cmd_run(settings: Settings, identity: Identity | str | None = None) -> int:
         connect(settings.redis_url.get_secret_value()),
         Keys(settings.key_prefix, compose.project_name),
         settings.events_maxlen,
+        settings.redis_call_attempts,
     )
     daemon = Daemon(
         settings, compose, store, docker_cmd=compose.docker_cmd(), files=tuple(compose.files)

@@ -211,6 +211,25 @@ class Settings(BaseSettings):
         "picked up within this).",
         json_schema_extra=group("resilience"),
     )
+    docker_call_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries of one Docker call (container listing, inspect, a compose command "
+        "that failed before touching anything) whose error says the daemon was away; waits "
+        "docker_retry_base_s, doubling. Other errors are permanent and surface at once.",
+        json_schema_extra=group("resilience"),
+    )
+    redis_call_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries of one Redis call on a connection error or timeout (0.1 s, then "
+        "doubling, at most 1 s between); after that Redis counts as away and calls fail at "
+        "once until the heartbeat's probe sees it back. Errors such as WRONGTYPE are never "
+        "retried.",
+        json_schema_extra=group("resilience"),
+    )
     crash_backoff_base_s: float = Field(
         default=1.0,
         gt=0,

@@ -20,7 +20,15 @@ import yaml
 from loguru import logger
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
+from sidecar.core.errors import docker_error_is_transient
 from sidecar.core.ignore import DockerIgnore
 from sidecar.core.model import Project, ProjectError, ServiceSpec, parse_project
 from sidecar.core.types import CommandResult, Instance
@@ -238,7 +246,59 @@ class Compose:
         args = ["up", "-d", "--no-deps"] + ([] if build else ["--no-build"])
         return self._run(self._cmd(*args, *services), None, 600)
 
+    def _retrying(self) -> Retrying:
+        """Retries of a Docker call whose error says the daemon was away (transient);
+        every other error is permanent and raised at once."""
+        attempts = self.settings.docker_call_attempts
+
+        def log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            logger.warning(
+                "docker call failed (attempt {}/{}): {}",
+                state.attempt_number,
+                attempts,
+                _clean(str(exc)).splitlines()[-1:] or type(exc).__name__,
+            )
+
+        return Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(
+                multiplier=self.settings.docker_retry_base_s, max=self.settings.docker_retry_max_s
+            ),
+            retry=retry_if_exception(
+                lambda e: isinstance(e, DockerException) and docker_error_is_transient(str(e))
+            ),
+            before_sleep=log,
+            reraise=True,
+        )
+
     def _run(self, cmd: list[str], cancel: threading.Event | None, timeout: float) -> CommandResult:
+        """Run a compose command; one that failed before touching anything because the daemon
+        was away is tried again (`docker_call_attempts`), anything else is returned as is."""
+        attempts = self.settings.docker_call_attempts
+        for attempt in range(1, attempts + 1):
+            result = self._run_once(cmd, cancel, timeout)
+            retry = not (result.ok or result.touched or result.cancelled or result.timed_out)
+            if not retry or attempt == attempts or not docker_error_is_transient(result.tail):
+                return result
+            wait = min(
+                self.settings.docker_retry_base_s * 2 ** (attempt - 1),
+                self.settings.docker_retry_max_s,
+            )
+            logger.warning(
+                "docker compose {} failed (attempt {}/{}): the daemon is away; again in {:g}s",
+                cmd[-1],
+                attempt,
+                attempts,
+                wait,
+            )
+            if (cancel or threading.Event()).wait(wait):
+                break
+        return result
+
+    def _run_once(
+        self, cmd: list[str], cancel: threading.Event | None, timeout: float
+    ) -> CommandResult:
         """Run a compose command. `cancel` or the timeout kill its process group, but only
         while it is still building: once it prints that containers are being touched it is
         allowed to finish, so no half-made container is ever left behind."""
@@ -280,8 +340,10 @@ class Compose:
     def _containers(
         self, service: str | None = None, running: bool = False
     ) -> list[tuple[str, str]]:
-        found = self.docker.container.list(
-            all=not running, filters=[("label", f"{PROJECT_LABEL}={self.project_name}")]
+        found = self._retrying()(
+            self.docker.container.list,
+            all=not running,
+            filters=[("label", f"{PROJECT_LABEL}={self.project_name}")],
         )
         out = []
         for c in found:
@@ -298,7 +360,7 @@ class Compose:
         ]
         out = [
             _instance(c)
-            for c in self.docker.container.list(all=True, filters=filters)
+            for c in self._retrying()(self.docker.container.list, all=True, filters=filters)
             if (c.config.labels or {}).get(ONEOFF_LABEL) != "True"
         ]
         return sorted(out, key=lambda i: (i.created, i.number))
@@ -306,7 +368,7 @@ class Compose:
     def instance(self, container_id: str) -> Instance | None:
         """One container, freshly inspected (None when it is gone)."""
         try:
-            return _instance(self.docker.container.inspect(container_id))
+            return _instance(self._retrying()(self.docker.container.inspect, container_id))
         except DockerException:
             return None
 
@@ -314,7 +376,7 @@ class Compose:
         return svc.image or f"{self.project_name}-{svc.name}"
 
     def has_image(self, svc: ServiceSpec) -> bool:
-        return bool(self.docker.image.exists(self.image_name(svc)))
+        return bool(self._retrying()(self.docker.image.exists, self.image_name(svc)))
 
     def scale(self, service: str, replicas: int) -> CommandResult:
         """Run `replicas` containers of the service, never recreating existing ones (new ones

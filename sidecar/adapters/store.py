@@ -32,14 +32,19 @@ _CHUNK = 5000
 _FIELD_MAX = 4000  # cap on free-text fields (build log tails) written to Redis
 
 
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    logger.warning(
-        "redis call failed (attempt {}/{}): {}", state.attempt_number, _ATTEMPTS, type(exc).__name__
-    )
+def _log_retry(attempts: int) -> Callable[[RetryCallState], None]:
+    def log(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning(
+            "redis call failed (attempt {}/{}): {}",
+            state.attempt_number,
+            attempts,
+            type(exc).__name__,
+        )
+
+    return log
 
 
-_ATTEMPTS = 3
 GROUP = "sidecar"  # the consumer group reading the command stream
 CONSUMER = "sidecar"  # one daemon per project: a fixed name finds its own pending entries
 
@@ -55,7 +60,9 @@ def connect(url: str) -> redis.Redis:
 
 
 class Store:
-    def __init__(self, client: redis.Redis, keys: Keys, events_maxlen: int = 1000) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, events_maxlen: int = 1000, attempts: int = 3
+    ) -> None:
         self.r = client
         self.keys = keys
         self.events_maxlen = events_maxlen
@@ -67,10 +74,11 @@ class Store:
             connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
         )
         self._retrying = Retrying(
-            stop=stop_after_attempt(_ATTEMPTS),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=0.1, max=1.0),
+            # transient: the connection; anything else (WRONGTYPE, NOSCRIPT) is permanent
             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
-            before_sleep=_log_retry,
+            before_sleep=_log_retry(attempts),
             reraise=True,
         )
 

@@ -23,7 +23,13 @@ from sidecar.core.errors import docker_error_is_transient
             "connection refused",
             True,
         ),
-        ("Error response from daemon: i/o timeout", True),
+        ("Error response from daemon: i/o timeout", False),  # a registry's, not the daemon
+        (
+            "Post http://docker/v1.41/build: dial unix /var/run/docker.sock: connect: no such "
+            "file or directory",
+            True,
+        ),
+        ("RUN curl http://x: curl: (7) Failed to connect: Connection refused", False),
         ("Error response from daemon: No such image: web:latest", False),
         ("Bind for 0.0.0.0:8080 failed: port is already allocated", False),
         ('service "web" refers to undefined network nope: invalid compose project', False),
