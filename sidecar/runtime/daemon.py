@@ -3,7 +3,6 @@ messages to its queue. Decisions come from `planner`; this module only wires and
 
 from __future__ import annotations
 
-import heapq
 import os
 import queue
 import signal
@@ -22,13 +21,12 @@ from sidecar.adapters.docker_events import DockerEvents
 from sidecar.adapters.watcher import OVERFLOW, TreeWatcher
 from sidecar.core.debounce import Debouncer
 from sidecar.core.errors import StoreUnavailable
-from sidecar.core.events import Verdict, effect_of, verdict_of
 from sidecar.core.ignore import IgnoreList
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError
+from sidecar.core.outcomes import job_outcome
 from sidecar.core.planner import (
     Action,
-    CrashLoop,
     Job,
     JobQueue,
     Kind,
@@ -41,6 +39,7 @@ from sidecar.core.ports import Clock, DockerPort, Executor, Prober, StorePort, S
 from sidecar.core.types import ContainerEvent, Incoming, JobDone, StreamState
 from sidecar.runtime.control import Control
 from sidecar.runtime.deployer import Deployer
+from sidecar.runtime.healing import Healing
 from sidecar.runtime.jobs import JobRunner
 from sidecar.runtime.rotation import Rotation
 from sidecar.runtime.sources import Sources
@@ -62,9 +61,6 @@ class Wake:
 
 
 Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming
-
-PERIODIC = "periodic resync"
-DOCKER_EVENT = "docker event: "
 
 
 class Daemon:
@@ -128,18 +124,10 @@ class Daemon:
         self._last_build: dict[str, dict[str, str]] = {}
         self.control = Control(self)
         self.deployer.retire_first = self.control.retire_first
-        self.crashes = CrashLoop(
-            settings.crash_backoff_base_s,
-            settings.crash_backoff_max_s,
-            settings.crash_window_s,
-            settings.crash_max_failures,
-        )
+        self.healing = Healing(self, settings, self.clock, self.rotation, self.queue.put)
+        self.crashes = self.healing.crashes
         self.supervisor = Supervisor(self.clock)
         self.supervisor.on_fatal = lambda _msg: self.request_stop()
-        # (due, seq, service, reason): converges scheduled for later (crash backoff, resync)
-        self._timers: list[tuple[float, int, str, str]] = []
-        self._seq = 0
-        self._next_resync = self.clock.monotonic() + settings.resync_interval_s
         self.started = self.clock.time()
         self._next_beat = 0.0
 
@@ -171,7 +159,7 @@ class Daemon:
         events = DockerEvents(
             self.docker_cmd,
             self.project.name,
-            self._on_docker,
+            self.healing.on_docker,
             self.settings.docker_retry_base_s,
             self.settings.docker_retry_max_s,
         )
@@ -244,7 +232,7 @@ class Daemon:
             logger.debug("batch of {} paths", len(batch))
             self._guarded("a batch of file changes", self._process_batch, batch)
             progress = True
-        progress = self._fire_timers(now) or progress
+        progress = self.healing.fire_timers(now) or progress
         progress = self._start_jobs() or progress
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_interval_s
@@ -265,9 +253,7 @@ class Daemon:
 
     def _timeout(self) -> float:
         now = self.clock.monotonic()
-        wait = max(0.0, min(self._next_beat, self._next_resync) - now)
-        if self._timers:
-            wait = min(wait, max(0.0, self._timers[0][0] - now))
+        wait = max(0.0, min(self._next_beat, self.healing.next_due()) - now)
         deadline = self.debouncer.deadline()
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - now))
@@ -315,122 +301,15 @@ class Daemon:
         elif isinstance(msg, JobDone):
             self._job_done(msg)
         elif isinstance(msg, ContainerEvent):
-            self._container_event(msg)
+            self.healing.container_event(msg)
         elif isinstance(msg, StreamState):
-            self._stream_state(msg)
+            self.healing.stream_state(msg)
         elif isinstance(msg, Incoming):
             self.control.on_command(msg)
         elif isinstance(msg, Wake) and self.signalled is not None and not self.stopping.is_set():
             name = signal.Signals(self.signalled).name
             logger.info("{} received: stopping (again to force)", name)
             self.request_stop()
-
-    # --- docker events -------------------------------------------------------------------
-    def _on_docker(self, msg: ContainerEvent | StreamState) -> None:
-        """Runs on the events thread. Taking an instance out of the rotation happens right
-        here (the rotation is thread-safe): milliseconds, not a trip through the loop."""
-        if isinstance(msg, ContainerEvent):
-            effect = effect_of(msg)
-            if effect.leaving:
-                self.rotation.mark_leaving(msg.container, killed=effect.killed)
-            if effect.back:
-                self.rotation.mark_back(msg.container)
-            if effect.leave_rotation:
-                t0 = self.clock.monotonic()
-                if self.rotation.remove(msg.service, msg.container, state=msg.action):
-                    lag = (self.clock.time() * 1e9 - msg.time_ns) / 1e6 if msg.time_ns else -1
-                    logger.info(
-                        "{}: {} left the rotation on {} ({:.1f} ms after the event, "
-                        "{:.1f} ms to publish)",
-                        msg.service,
-                        msg.name,
-                        msg.action,
-                        lag,
-                        (self.clock.monotonic() - t0) * 1000,
-                    )
-            if effect.forget:
-                self.rotation.forget_container(msg.container)
-        self.queue.put(msg)
-
-    def _container_event(self, ev: ContainerEvent) -> None:
-        svc = self.project.services.get(ev.service)
-        verdict = verdict_of(
-            ev,
-            served=svc is not None and svc.served,
-            exit_expected=self.rotation.exit_expected(ev.container),
-            failed=ev.service in self.crashes.failed,
-        )
-        if svc is None or verdict is Verdict.IGNORE:
-            return
-        if verdict is Verdict.CRASH:
-            delay = self.crashes.record(svc.name, self.clock.monotonic())
-            if delay is None:
-                self._service_failed(svc.name, ev)
-                return
-            if delay > 0:
-                self._schedule(
-                    svc.name,
-                    delay,
-                    f"{DOCKER_EVENT}{ev.name} died (exit {ev.exit_code or '?'}); "
-                    f"replacing after {delay:g}s backoff",
-                )
-                return
-            if svc.name in self.crashes.failed:
-                return
-        what = f"{ev.action} {ev.status}".strip()
-        self.jobs.request(svc.name, f"{DOCKER_EVENT}{what} of {ev.name}", Kind.CONVERGE, True)
-
-    def _service_failed(self, name: str, ev: ContainerEvent) -> None:
-        reason = (
-            f"{len(self.crashes.deaths.get(name, []))} deaths within "
-            f"{self.settings.crash_window_s:g}s (last: {ev.name}, exit {ev.exit_code})"
-        )
-        logger.error(
-            "{} marked failed: {}; not replacing it until the next build, rollout or command",
-            name,
-            reason,
-        )
-        self.jobs.forget(name)  # queued replacements are off too
-        self._safe(self.store.record_build, name, {"state": "failed", "failed_reason": reason})
-        self._event("service-failed", name, error=reason)
-
-    def _stream_state(self, st: StreamState) -> None:
-        if not st.connected:
-            self._event("docker-disconnected", error=st.detail)
-            return
-        if st.detail == "reconnected":
-            self._event("docker-reconnected")
-            self._resync("docker daemon reconnected", plain_too=True)
-
-    def _schedule(self, service: str, delay: float, reason: str) -> None:
-        self._seq += 1
-        due = self.clock.monotonic() + delay
-        heapq.heappush(self._timers, (due, self._seq, service, reason))
-
-    def _fire_timers(self, now: float) -> bool:
-        fired = False
-        while self._timers and self._timers[0][0] <= now:
-            _, _, service, reason = heapq.heappop(self._timers)
-            fired = True
-            if service in self.project.services and service not in self.crashes.failed:
-                self.jobs.request(service, reason, Kind.CONVERGE, quiet=True)
-        if now >= self._next_resync:
-            self._next_resync = now + self.settings.resync_interval_s
-            self._resync(PERIODIC)
-            fired = True
-        return fired
-
-    def _resync(self, reason: str, plain_too: bool = False) -> None:
-        """Level-triggered repair: converge every served service against what Docker says;
-        after a daemon restart also bring plain services back up."""
-        running: set[str] = set()
-        if plain_too:
-            running = self._safe_docker(self.compose.running_services, set())
-        for svc in self.project.services.values():
-            if svc.served and svc.name not in self.crashes.failed:
-                self.jobs.request(svc.name, reason, Kind.CONVERGE, quiet=reason == PERIODIC)
-            elif plain_too and not svc.served and svc.name not in running:
-                self.jobs.request(svc.name, reason, Kind.UP)
 
     # --- redis ---------------------------------------------------------------------------
     def _beat(self) -> None:
@@ -645,72 +524,34 @@ class Daemon:
 
     def _job_done(self, done: JobDone) -> None:
         self.jobs.finished(done.service)
-        quiet = done.quiet and done.ok and not (done.deploy and done.deploy.changed)
+        name = done.service
+        outcome = job_outcome(done, self.stopping.is_set(), name in self.project.services)
         try:
             self.control.answer_awaiting(done)
-            if not quiet:
-                self._record_job(done)
-        finally:
-            if not done.quiet:
-                self._event(
-                    "job-finished",
-                    done.service,
-                    job=done.kind.value,
-                    result="ok" if done.ok else "failed",
-                )
-            elif not quiet:  # an event-driven or periodic converge repaired something
-                self._event(
-                    "converged",
-                    done.service,
-                    reason=done.reason,
-                    result="ok" if done.ok else "failed",
-                    detail=done.deploy.tail[-300:] if done.deploy else "",
-                )
-
-    def _record_job(self, done: JobDone) -> None:
-        name = done.service
-        if name not in self.project.services:
-            return
-        failed_step = done.build if done.build and not done.build.ok else done.deploy
-        if done.build is not None:
-            cancelled = done.build.cancelled or (done.build.ok and self.stopping.is_set())
-            result = "ok" if done.ok else ("cancelled" if cancelled else "failed")
-            fields = {
-                "last_build_at": f"{done.started:.3f}",
-                "last_build_duration": f"{done.build.duration:.3f}",
-                "last_build_result": result,
-                "last_build_reason": done.reason,
-                "last_build_error": "" if done.ok or failed_step is None else failed_step.tail,
-            }
-            self._last_build[name] = fields
-            self._safe(self.store.record_build, name, fields)
-        if done.ok:
-            assert done.deploy is not None
-            if done.kind is Kind.BUILD:
-                assert done.build is not None
+            if outcome.build_fields is not None:
+                self._last_build[name] = outcome.build_fields
+                self._safe(self.store.record_build, name, outcome.build_fields)
+            if outcome.commit:
                 self.sources.built(name, done.snapshot)
-                self._event("build-succeeded", name, seconds=f"{done.build.duration:.3f}")
-            logger.info(
-                "{} {} done in {:.2f}s: {}",
-                name,
-                done.kind.value,
-                self.clock.time() - done.started,
-                done.deploy.tail.splitlines()[-1:] or "",
-            )
-            self._event(
-                "deployed",
-                name,
-                seconds=f"{done.deploy.duration:.3f}",
-                detail=done.deploy.tail[-300:],
-            )
-            return
-        stage = "build" if done.build is not None and not done.build.ok else "deploy"
-        outcome = "cancelled" if self.stopping.is_set() else "failed"
-        tail = failed_step.tail if failed_step else "cancelled before deploying"
-        logger.error(
-            "{} {} {}; running instances left as they were:\n{}", name, stage, outcome, tail
-        )
-        self._event(f"{stage}-{outcome}", name, error=tail)
+            if outcome.error:
+                step = done.build if done.build and not done.build.ok else done.deploy
+                logger.error(
+                    "{} {}; running instances left as they were:\n{}",
+                    name,
+                    outcome.error,
+                    step.tail if step else "cancelled before deploying",
+                )
+            elif done.ok and done.deploy and any(k == "deployed" for k, _ in outcome.events):
+                logger.info(
+                    "{} {} done in {:.2f}s: {}",
+                    name,
+                    done.kind.value,
+                    self.clock.time() - done.started,
+                    done.deploy.tail.splitlines()[-1:] or "",
+                )
+        finally:
+            for kind, fields in outcome.events:
+                self._event(kind, name, **fields)
 
     # --- helpers -------------------------------------------------------------------------
     def _event(self, kind: str, service: str = "", **fields: object) -> None:

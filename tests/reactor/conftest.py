@@ -103,7 +103,9 @@ class World:
     ) -> None:
         """A Docker event as the events thread delivers it (its immediate part included)."""
         name = self.docker.containers[cid].name if cid in self.docker.containers else cid
-        self.d._on_docker(ContainerEvent(action, cid, service, name, status, signal, exit_code))
+        self.d.healing.on_docker(
+            ContainerEvent(action, cid, service, name, status, signal, exit_code)
+        )
 
     def command(self, **fields: str) -> dict[str, Any]:
         """Send a command through the stream and return its result document."""
