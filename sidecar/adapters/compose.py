@@ -21,13 +21,13 @@ from loguru import logger
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential,
 )
 
+from sidecar.adapters.retries import log_attempt
 from sidecar.core.errors import docker_error_is_transient
 from sidecar.core.ignore import DockerIgnore
 from sidecar.core.model import Project, ProjectError, ServiceSpec, parse_project
@@ -251,14 +251,9 @@ class Compose:
         every other error is permanent and raised at once."""
         attempts = self.settings.docker_call_attempts
 
-        def log(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            logger.warning(
-                "docker call failed (attempt {}/{}): {}",
-                state.attempt_number,
-                attempts,
-                _clean(str(exc)).splitlines()[-1:] or type(exc).__name__,
-            )
+        def describe(exc: BaseException | None) -> str:
+            lines = _clean(str(exc)).splitlines()
+            return lines[-1] if lines else type(exc).__name__
 
         return Retrying(
             stop=stop_after_attempt(attempts),
@@ -268,7 +263,7 @@ class Compose:
             retry=retry_if_exception(
                 lambda e: isinstance(e, DockerException) and docker_error_is_transient(str(e))
             ),
-            before_sleep=log,
+            before_sleep=log_attempt("docker call", attempts, describe),
             reraise=True,
         )
 

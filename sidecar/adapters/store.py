@@ -14,7 +14,6 @@ from typing import Any, TypeVar, cast
 import redis
 from loguru import logger
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception_type,
     stop_after_attempt,
@@ -22,6 +21,7 @@ from tenacity import (
 )
 
 from sidecar import __version__
+from sidecar.adapters.retries import log_attempt
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project
@@ -30,19 +30,6 @@ T = TypeVar("T")
 Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value
 _CHUNK = 5000
 _FIELD_MAX = 4000  # cap on free-text fields (build log tails) written to Redis
-
-
-def _log_retry(attempts: int) -> Callable[[RetryCallState], None]:
-    def log(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        logger.warning(
-            "redis call failed (attempt {}/{}): {}",
-            state.attempt_number,
-            attempts,
-            type(exc).__name__,
-        )
-
-    return log
 
 
 GROUP = "sidecar"  # the consumer group reading the command stream
@@ -78,7 +65,7 @@ class Store:
             wait=wait_exponential(multiplier=0.1, max=1.0),
             # transient: the connection; anything else (WRONGTYPE, NOSCRIPT) is permanent
             retry=retry_if_exception_type((redis.ConnectionError, redis.TimeoutError)),
-            before_sleep=_log_retry(attempts),
+            before_sleep=log_attempt("redis call", attempts, lambda e: type(e).__name__),
             reraise=True,
         )
 
