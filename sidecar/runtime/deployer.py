@@ -1,26 +1,57 @@
 """Executes rollouts and scale changes of served services: start new instances through
 compose, wait until healthy, join them to the rotation, then retire old ones after the proxy
-has let go of them. Runs in a worker thread; all decisions come from `planner`."""
+has let go of them. Runs in a worker thread.
+
+A thin executor: what to do comes from `sidecar.core.converge` (converges, in phases around
+the health probes) and `sidecar.core.rollout_steps` (rollouts, one step at a time); this
+module only carries steps out and reports what it saw."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from loguru import logger
 
 from sidecar.adapters.health import wait_healthy
+from sidecar.core.converge import (
+    Admission,
+    ConvergePlan,
+    Verdict,
+    admissible,
+    admission_verdict,
+    converge_changed,
+    leftovers,
+    next_admission,
+    plan_converge,
+    plan_converge_scale,
+)
 from sidecar.core.model import ServiceSpec
-from sidecar.core.planner import plan_rollout, plan_scale
 from sidecar.core.ports import DockerPort, Prober
+from sidecar.core.rollout_steps import (
+    Done,
+    Drain,
+    Leave,
+    Outcome,
+    Restore,
+    Retire,
+    RolloutState,
+    Start,
+    Step,
+    Wait,
+    begin_retire,
+    begin_rollout,
+    monitor_casualties,
+    next_step,
+    start_ok,
+)
 from sidecar.core.serving import ServeSpec
 from sidecar.core.types import DeployResult, Instance
 from sidecar.runtime.rotation import Rotation
 
 EventSink = Callable[..., None]
-_CANCELLED = "cancelled: the sidecar is stopping"
 
 
 class Deployer:
@@ -56,47 +87,12 @@ class Deployer:
 
     # --- entry points --------------------------------------------------------------------
     def rollout(self, svc: ServiceSpec) -> DeployResult:
-        """Replace every running instance with one of the current image and definition.
-
-        Start-first batches are pipelined: once a batch's new instances serve, its old ones
-        leave the rotation and drain while the next batch starts; they are stopped when their
-        drain is over, and the rollout is done when the last one is."""
+        """Replace every running instance with one of the current image and definition, in
+        the steps `rollout_steps.next_step` decides."""
         spec = self._prepare(svc)
-        draining: list[_Drain] = []
-        ok, detail, started = self._batches(svc, spec, draining)
-        retired = sum(self._finish(svc, d) for d in draining)
-        if ok:
-            detail = f"rolled out {started} new, retired {retired}"
-        return DeployResult(ok, detail, started, retired)
-
-    def _batches(
-        self, svc: ServiceSpec, spec: ServeSpec, draining: list[_Drain]
-    ) -> tuple[bool, str, int]:
-        running = self._running(svc)
-        started = 0
-        for n, batch in enumerate(
-            plan_rollout([i.id for i in running], svc.replicas, spec.rollout.parallelism)
-        ):
-            if n and spec.rollout.delay and self.cancel.wait(spec.rollout.delay):
-                return False, _CANCELLED, started
-            if spec.rollout.order == "stop-first":
-                self._finish(svc, self._unroute(svc, list(batch.retire), spec))
-            ok, count = self._start(svc, batch.start, spec)
-            started += count
-            if self.cancel.is_set():
-                return False, _CANCELLED, started
-            if not ok:
-                if spec.rollout.failure_action == "pause":
-                    return (
-                        False,
-                        "rollout paused: a new instance failed its health check; the old "
-                        "instances keep serving",
-                        started,
-                    )
-                continue
-            if spec.rollout.order == "start-first":
-                draining.append(self._unroute(svc, list(batch.retire), spec))
-        return True, "", started
+        old = [i.id for i in self._running(svc)]
+        done = self._run(svc, spec, *begin_rollout(old, svc.replicas, spec.rollout))
+        return DeployResult(done.ok, done.detail, done.started, done.retired)
 
     def converge(self, svc: ServiceSpec) -> DeployResult:
         """Reach the declared replica count and a rotation of exactly the healthy running
@@ -104,34 +100,66 @@ class Deployer:
         after hand-made changes (`docker rm -f`, `compose up --scale`) and periodically."""
         spec = self._prepare(svc)
         instances = self.compose.instances(svc.name)
-        running = self._running(svc, instances)
-        paused = [i.id for i in instances if i.state == "paused"]  # out of rotation, kept
-        members = self.rotation.members(svc.name)
-        for cid in set(members) - {i.id for i in running}:
+        self._remove_now(leftovers(instances))
+        leaving = self._leaving(instances)
+        plan = plan_converge(svc.replicas, instances, self.rotation.members(svc.name), leaving)
+        for cid in plan.unroute:
             self.rotation.remove(svc.name, cid, state="gone")
-        serving = [i.id for i in running if i.id in members]
-        unproven = [i for i in running if i.id not in members]
-        never_served = []
-        for inst in unproven:  # oldest first: admit what is needed, drop the rest
-            if len(serving) + len(paused) < svc.replicas and self._admit(svc, inst, spec):
-                serving.append(inst.id)
-            elif len(serving) + len(paused) >= svc.replicas:
-                never_served.append(inst.id)
-        if never_served:
-            self.rotation.expect_exit(never_served)
-            self.compose.stop_remove(never_served)  # e.g. `compose up --scale` by hand
+        admission = self._admit_candidates(svc, plan, instances, spec)
+        self.rotation.expect_exit(list(admission.surplus))
+        self.compose.stop_remove(list(admission.surplus))  # e.g. `compose up --scale` by hand
+        # read only now: a `destroy` that came while candidates were probed counts too
         named = self.retire_first.pop(svc.name, None)
-        first = [i.id for i in running if i.name == named and i.id in serving]
-        serving = [c for c in serving if c not in first] + first  # plan_scale retires the last
-        batch = plan_scale(paused + serving, svc.replicas)
-        ok, started = self._start(svc, batch.start, spec) if batch.start else (True, 0)
-        retired = self._retire(svc, [c for c in batch.retire if c not in paused], spec)
-        changed = bool(started or retired or never_served or set(members) ^ set(serving))
+        scale = plan_converge_scale(plan, admission.admitted, named)
+        ok, started = self._start(svc, scale.start, spec) if scale.start else (True, 0)
+        retired = self._run(svc, spec, *begin_retire(scale.retire)).retired
+        changed = converge_changed(plan, scale, admission.surplus, started, retired)
         detail = f"{len(self.rotation.members(svc.name))}/{svc.replicas} serving"
-        return DeployResult(ok, detail, started, retired + len(never_served), changed)
+        return DeployResult(ok, detail, started, retired + len(admission.surplus), changed)
 
     def unserve(self, service: str) -> None:
         self.rotation.drop(service)
+
+    # --- plans ---------------------------------------------------------------------------
+    def _run(self, svc: ServiceSpec, spec: ServeSpec, state: RolloutState, step: Step) -> Done:
+        """Carry out steps until the plan says it is done."""
+        drains: dict[int, _Drain] = {}
+        while not isinstance(step, Done):
+            state, step = next_step(state, self._do(svc, spec, step, drains))
+        return step
+
+    def _do(
+        self, svc: ServiceSpec, spec: ServeSpec, step: Step, drains: dict[int, _Drain]
+    ) -> Outcome:
+        match step:
+            case Wait(seconds):
+                return Outcome(cancelled=self.cancel.wait(seconds))
+            case Start(count):
+                ok, joined = self._start(svc, count, spec)
+                return Outcome(cancelled=self.cancel.is_set(), ok=ok, count=joined)
+            case Leave(batch, ids):
+                drains[batch] = self._unroute(svc, ids, spec)
+                return Outcome(count=len(drains[batch].routes))
+            case Drain(batch):
+                left = max(0.0, drains[batch].until - time.monotonic())
+                return Outcome(cancelled=self.cancel.wait(left))
+            case Restore(batch):
+                for cid, url in drains[batch].routes.items():
+                    self.rotation.add(svc.name, cid, cid[:12], url)
+                return Outcome()
+            case Retire(_, ids):
+                self._stop(svc, ids)
+                return Outcome()
+        raise ValueError(f"not an executable step: {step!r}")
+
+    def _admit_candidates(
+        self, svc: ServiceSpec, plan: ConvergePlan, instances: list[Instance], spec: ServeSpec
+    ) -> Admission:
+        by_id = {i.id: i for i in instances}
+        probed: dict[str, bool] = {}
+        while (admission := next_admission(plan, probed)).probe is not None:
+            probed[admission.probe] = self._admit(svc, by_id[admission.probe], spec)
+        return admission
 
     # --- steps ---------------------------------------------------------------------------
     def _prepare(self, svc: ServiceSpec) -> ServeSpec:
@@ -139,15 +167,18 @@ class Deployer:
         self.rotation.configure(svc.name, svc.serve.router_rule(svc.name), svc.serve.entrypoints)
         return svc.serve
 
-    def _running(self, svc: ServiceSpec, instances: list[Instance] | None = None) -> list[Instance]:
-        instances = self.compose.instances(svc.name) if instances is None else instances
-        dead = [i.id for i in instances if i.state not in ("running", "paused")]
-        if dead:  # exited leftovers would be restarted by `compose up --scale` instead of new ones
-            self.rotation.expect_exit(dead)
-            self.compose.stop_remove(dead, timeout=0)
-        # an instance that got a fatal kill/stop is on its way out even while it still runs:
-        # never admitted, not counted, so its replacement starts at once
-        return [i for i in instances if i.state == "running" and not self.rotation.is_leaving(i.id)]
+    def _running(self, svc: ServiceSpec) -> list[Instance]:
+        instances = self.compose.instances(svc.name)
+        self._remove_now(leftovers(instances))
+        return admissible(instances, self._leaving(instances))
+
+    def _leaving(self, instances: list[Instance]) -> set[str]:
+        return {i.id for i in instances if self.rotation.is_leaving(i.id)}
+
+    def _remove_now(self, ids: list[str]) -> None:
+        """Containers that never serve again: no stop grace."""
+        self.rotation.expect_exit(ids)
+        self.compose.stop_remove(ids, timeout=0)
 
     def _start(self, svc: ServiceSpec, count: int, spec: ServeSpec) -> tuple[bool, int]:
         """Start `count` new instances; join the healthy ones. (all healthy?, joined)."""
@@ -160,62 +191,61 @@ class Deployer:
             self.events("instance-start-failed", svc.name, error=result.tail)
             return False, 0
         joined = sum(self._admit(svc, inst, spec) for inst in new)
-        # No wait for the proxy here: old instances leave the rotation only now, and stay up
-        # `proxy_settle + drain` longer, so every configuration the proxy may apply meanwhile
-        # (new ones in, old ones out, or both) holds only instances that answer.
+        # No wait for the proxy here: old instances leave the rotation only after this, and
+        # stay up `proxy_settle + drain` longer, so every configuration the proxy may apply
+        # meanwhile (new ones in, old ones out, or both) holds only instances that answer.
         if spec.rollout.monitor and joined and not self.cancel.wait(spec.rollout.monitor):
-            alive = {i.id for i in self.compose.instances(svc.name) if i.state == "running"}
-            for inst in new:
-                if inst.id in self.rotation.members(svc.name) and inst.id not in alive:
-                    self.rotation.remove(svc.name, inst.id, state="gone")
-                    self.events(
-                        "instance-died",
-                        svc.name,
-                        instance=inst.name,
-                        error=f"exited within the {spec.rollout.monitor:g}s monitor window",
-                        logs=self.compose.logs_tail(inst.id),
-                    )
-                    joined -= 1
-        return joined == len(new) == count, joined
+            joined -= self._monitor(svc, new, spec)
+        return start_ok(count, len(new), joined), joined
+
+    def _monitor(self, svc: ServiceSpec, new: list[Instance], spec: ServeSpec) -> int:
+        """After the monitor window: take out new instances that died in it. How many."""
+        alive = {i.id for i in self.compose.instances(svc.name) if i.state == "running"}
+        died = monitor_casualties([i.id for i in new], self.rotation.members(svc.name), alive)
+        for inst in (i for i in new if i.id in died):
+            self.rotation.remove(svc.name, inst.id, state="gone")
+            self.events(
+                "instance-died",
+                svc.name,
+                instance=inst.name,
+                error=f"exited within the {spec.rollout.monitor:g}s monitor window",
+                logs=self.compose.logs_tail(inst.id),
+            )
+        return len(died)
 
     def _admit(self, svc: ServiceSpec, inst: Instance, spec: ServeSpec) -> bool:
         """Health-check one instance and join it to the rotation, or remove it."""
         target = self.target(inst, spec)
-        self.rotation.note(svc.name, inst.id, inst.name, "starting", target[0] if target else "")
-        reason: str | None
-        if target is None:
-            reason = f"no address on the proxy network (url_mode={self.url_mode})"
-        else:
-            reason = self.prober(
-                target[1], spec.health, lambda: self.compose.instance(inst.id), self.cancel
-            )
-        if reason is None and target is not None and not self.cancel.is_set():
-            self.rotation.add(svc.name, inst.id, inst.name, target[0])
+        url = target[0] if target else ""
+        self.rotation.note(svc.name, inst.id, inst.name, "starting", url)
+        reason = self._probe(inst, target, spec)
+        verdict = admission_verdict(reason, self.cancel.is_set())
+        if verdict is Verdict.JOIN:
+            self.rotation.add(svc.name, inst.id, inst.name, url)
             return True
-        if self.cancel.is_set():
-            # stopping: an instance that never served goes (nobody would route to it, and a
-            # `compose down` that listed the containers before it would leave it behind)
+        if verdict is Verdict.STOPPING:
             logger.info("{}: stopping: removing new instance {}", svc.name, inst.name)
-            self._discard(svc, inst)
-            return False
-        logs = self.compose.logs_tail(inst.id)
-        logger.error(
-            "{}: new instance {} failed: {}; removing it\n{}", svc.name, inst.name, reason, logs
-        )
-        self.events("instance-unhealthy", svc.name, instance=inst.name, error=reason, logs=logs)
-        self._discard(svc, inst)
+        else:
+            logs = self.compose.logs_tail(inst.id)
+            logger.error(
+                "{}: new instance {} failed: {}; removing it\n{}", svc.name, inst.name, reason, logs
+            )
+            self.events("instance-unhealthy", svc.name, instance=inst.name, error=reason, logs=logs)
+        self._remove_now([inst.id])
+        self.rotation.note(svc.name, inst.id, inst.name, "gone")
         return False
 
-    def _discard(self, svc: ServiceSpec, inst: Instance) -> None:
-        self.rotation.expect_exit([inst.id])
-        self.compose.stop_remove([inst.id], timeout=0)
-        self.rotation.note(svc.name, inst.id, inst.name, "gone")
+    def _probe(
+        self, inst: Instance, target: tuple[str, tuple[str, int]] | None, spec: ServeSpec
+    ) -> str | None:
+        """None when healthy, else why not."""
+        if target is None:
+            return f"no address on the proxy network (url_mode={self.url_mode})"
+        return self.prober(
+            target[1], spec.health, lambda: self.compose.instance(inst.id), self.cancel
+        )
 
-    def _retire(self, svc: ServiceSpec, ids: list[str], spec: ServeSpec) -> int:
-        """Take instances out of the rotation, wait for the proxy to let go, stop them."""
-        return self._finish(svc, self._unroute(svc, ids, spec)) if ids else 0
-
-    def _unroute(self, svc: ServiceSpec, ids: list[str], spec: ServeSpec) -> _Drain:
+    def _unroute(self, svc: ServiceSpec, ids: Sequence[str], spec: ServeSpec) -> _Drain:
         """Take instances out of the rotation; they keep running until the drain is over."""
         members = self.rotation.members(svc.name)
         routes = {cid: members[cid] for cid in ids if self.rotation.remove(svc.name, cid)}
@@ -227,22 +257,14 @@ class Deployer:
                 len(routes),
                 wait,
             )
-        return _Drain(ids, routes, time.monotonic() + wait)
+        return _Drain(routes, time.monotonic() + wait)
 
-    def _finish(self, svc: ServiceSpec, drain: _Drain) -> int:
-        """Stop and remove drained instances once their drain is over."""
-        if not drain.ids:
-            return 0
-        if drain.routes and self.cancel.wait(max(0.0, drain.until - time.monotonic())):
-            # shutting down mid-drain: the proxy may still send to them, so they stay
-            for cid, url in drain.routes.items():
-                self.rotation.add(svc.name, cid, cid[:12], url)
-            return 0
-        self.rotation.expect_exit(drain.ids)
-        self.compose.stop_remove(drain.ids)
-        for cid in drain.ids:
+    def _stop(self, svc: ServiceSpec, ids: Sequence[str]) -> None:
+        """Stop and remove drained instances (with the stop grace: requests may still run)."""
+        self.rotation.expect_exit(list(ids))
+        self.compose.stop_remove(list(ids))
+        for cid in ids:
             self.rotation.note(svc.name, cid, "", "gone")
-        return len(drain.ids)
 
 
 @dataclass(frozen=True)
@@ -250,6 +272,5 @@ class _Drain:
     """Instances out of the rotation, running until `until` (monotonic) for the proxy to let
     go of them and their requests to finish."""
 
-    ids: list[str]
     routes: dict[str, str]  # the ones that were serving: container id -> URL
     until: float
