@@ -43,27 +43,27 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import redis
 
 from bench.common import (
-    IMAGE_LABEL,
     REPO,
     Json,
     environment,
     fmt,
     median,
-    remove_images,
     results_dir,
-    run,
     table,
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace
+from testkit.redis_server import RedisServer
+from testkit.sidecar import Sidecar
+from testkit.traefik import Traefik
+from testkit.wait import run
+from testkit.workspace import IMAGE_LABEL, Workspace, remove_images
 
 SERVICE = "app"
 PROJECT_LABEL = "com.docker.compose.project"
@@ -286,60 +286,20 @@ class Proxy(Traefik):
     def __init__(
         self, label: str, provider: list[str], service: str, logs: Path, log_level: str
     ) -> None:
-        super().__init__(0, logs / f"traefik-{label}.log", log_level)
+        access = logs / f"traefik-{label}-access.log"
+        super().__init__(0, logs / f"traefik-{label}.log", log_level, access)
         self.label = label
         self.provider = provider
         self.service = service  # Traefik's name of the service, with @provider
-        self.access_log = logs / f"traefik-{label}-access.log"
-        self.started_at = 0.0
 
     def provider_args(self) -> list[str]:
         return self.provider
 
-    def extra_args(self) -> list[str]:
-        return [
-            "--accesslog=true",
-            "--accesslog.format=json",
-            f"--accesslog.filepath={self.access_log}",
-        ]
+    def routed(self) -> tuple[str, ...]:
+        return self.servers(self.service)
 
-    def start(self) -> None:
-        self.started_at = time.time()
-        super().start()
-
-    def servers(self) -> tuple[str, ...]:
-        """Server URLs Traefik currently has for the service, in its order (its API)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=1.0)
-        try:
-            conn.request("GET", f"/api/http/services/{self.service}")
-            resp = conn.getresponse()
-            body = resp.read()
-            if resp.status != 200:
-                return ()
-            lb = json.loads(body).get("loadBalancer") or {}
-            return tuple(str(s.get("url")) for s in lb.get("servers") or [])
-        except (OSError, http.client.HTTPException, ValueError):
-            return ()
-        finally:
-            conn.close()
-
-    def access(self) -> list[tuple[float, float, str, int]]:
-        """(start, end, backend URL, status) of every request in the access log."""
-        out = []
-        try:
-            lines = self.access_log.read_text(errors="replace").splitlines()
-        except OSError:
-            return []
-        for line in lines:
-            try:
-                entry = json.loads(line)
-                start = datetime.fromisoformat(str(entry["StartUTC"])).timestamp()
-            except (ValueError, KeyError):
-                continue
-            end = start + int(entry.get("Duration") or 0) / 1e9
-            url = str(entry.get("ServiceURL") or "")
-            out.append((start, end, url, int(entry.get("DownstreamStatus") or 0)))
-        return out
+    def log_entries(self) -> list[tuple[float, float, str, int]]:
+        return [(a.start, a.end, a.url, a.status) for a in self.access()]
 
 
 # --- load --------------------------------------------------------------------------------------
@@ -462,7 +422,7 @@ class Bench:
             return False, "rotation list differs from the running instances"
         changed = ""
         for key, proxy in self.proxies.items():
-            servers = proxy.servers()
+            servers = proxy.routed()
             if self.proxy_seen.get(key, ((), 0.0))[0] != servers:
                 self.proxy_seen[key] = (servers, now)
             if set(servers) != urls:
@@ -546,7 +506,7 @@ def path_figures(
     routed: list[float] = []
     after = False
     by_backend: dict[str, int] = {}
-    for start, _, url, status in b.proxies[key].access():
+    for start, _, url, status in b.proxies[key].log_entries():
         if url == victim_url and t_action - 2.0 <= start < limit:
             routed.append(start)
         if url == victim_url and replaced_at is not None and limit <= start < limit + 0.2:

@@ -37,23 +37,23 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    IMAGE_LABEL,
     Json,
-    WatchProcess,
-    container_events,
     environment,
     fmt,
     median,
-    poll,
     ratio,
-    remove_images,
     results_dir,
-    run,
     table,
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace, file_tail
+from testkit.compose_watch import WatchProcess
+from testkit.docker import container_events
+from testkit.redis_server import RedisServer
+from testkit.sidecar import Sidecar
+from testkit.traefik import Traefik
+from testkit.wait import file_tail, poll, run
+from testkit.workspace import IMAGE_LABEL, Workspace, remove_images
 
 HOST = "web.bench"
 SVC = "web"

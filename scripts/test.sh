@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # the checkout's virtual environment (scripts/setup-host.sh makes it); PYTHON overrides
 PY="${PYTHON:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv/bin/python}"
-"$PY" -m ruff check sidecar tests bench
-"$PY" -m ruff format --check sidecar tests bench
+"$PY" -m ruff check sidecar testkit tests bench
+"$PY" -m ruff format --check sidecar testkit tests bench
 "$PY" -m mypy
 "$PY" -m pytest "${@:-tests}"
