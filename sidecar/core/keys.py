@@ -99,6 +99,20 @@ class TraefikKeys:
     def router(self, service: str) -> str:
         return f"{self.root}/http/routers/{self.name(service)}"
 
+    def router_middleware(self, service: str, index: int) -> str:
+        """The router's `index`-th middleware: its value names a middleware."""
+        return f"{self.router(service)}/middlewares/{index}"
+
+    def middleware(self, service: str) -> str:
+        """The service's own middleware, named like its router (`<project>-<service>`)."""
+        return f"{self.root}/http/middlewares/{self.name(service)}"
+
+    def retry_attempts(self, service: str) -> str:
+        return f"{self.middleware(service)}/retry/attempts"
+
+    def retry_initial_interval(self, service: str) -> str:
+        return f"{self.middleware(service)}/retry/initialInterval"
+
     def lb_servers(self, service: str) -> str:
         return f"{self.root}/http/services/{self.name(service)}/loadbalancer/servers"
 

@@ -84,6 +84,37 @@ class RolloutSpec(_Strict):
     )
 
 
+class RetrySpec(_Strict):
+    """Traefik's retry middleware on the service's router. Traefik retries only when it could
+    not send the request to the server at all (connection refused, reset or unreachable before
+    the request was written); once a server got the request or answered, whatever the status,
+    nothing is retried. So a retried request never reached an application, but a client
+    cannot tell: a POST whose connection failed is sent again, to another instance."""
+
+    attempts: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Tries per request, the first included (Traefik's `attempts`); 0 publishes "
+        "no middleware. 2 = one retry, which goes to the next server of the round robin: with "
+        "one instance killed or stopping, a live one (measured: no failed GET over 10 kills "
+        "and 10 stops of 1 of 3 instances, bench/failover.py). More only helps when several "
+        "instances fail at once, and multiplies the load a broken service gets.",
+    )
+    initial_interval: float | None = Field(
+        default=None,
+        ge=0,
+        le=60,
+        description="Seconds before the first retry, doubling up to twice this (Traefik's "
+        "`initialInterval`); empty: retry at once (Traefik's default), right for a retry that "
+        "goes to another instance.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.attempts > 0
+
+
 class ServeSpec(_Strict):
     port: int = Field(ge=1, le=65535, description="Container port the proxy routes to.")
     replicas: int | None = Field(
@@ -112,6 +143,7 @@ class ServeSpec(_Strict):
     entrypoints: tuple[str, ...] = Field(default=("web",), description="Traefik entrypoints.")
     health: HealthSpec = Field(default_factory=HealthSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
 
     def router_rule(self, service: str) -> str:
         return self.rule or f"Host(`{service}.localhost`)"
