@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from testkit.http import Entry, http_get
 from testkit.wait import free_port, wait_for
@@ -104,22 +105,32 @@ class Traefik(Entry):
                 self.proc.kill()
                 self.proc.wait()
 
-    def servers(self, service: str) -> tuple[str, ...]:
-        """Server URLs Traefik currently has for `service` (its name with @provider), in its
-        order, from its API; () when it has none."""
+    def api(self, path: str) -> dict[str, Any]:
+        """A JSON object from Traefik's API (`/api/http/routers/<name>@<provider>`...), {}
+        when it has no such thing or does not answer."""
         conn = http.client.HTTPConnection("127.0.0.1", self.api_port, timeout=1.0)
         try:
-            conn.request("GET", f"/api/http/services/{service}")
+            conn.request("GET", path)
             resp = conn.getresponse()
             body = resp.read()
             if resp.status != 200:
-                return ()
-            lb = json.loads(body).get("loadBalancer") or {}
-            return tuple(str(s.get("url")) for s in lb.get("servers") or [])
+                return {}
+            found = json.loads(body)
+            return dict(found) if isinstance(found, dict) else {}
         except (OSError, http.client.HTTPException, ValueError):
-            return ()
+            return {}
         finally:
             conn.close()
+
+    def servers(self, service: str) -> tuple[str, ...]:
+        """Server URLs Traefik currently has for `service` (its name with @provider), in its
+        order; () when it has none."""
+        lb = self.api(f"/api/http/services/{service}").get("loadBalancer") or {}
+        return tuple(str(s.get("url")) for s in lb.get("servers") or [])
+
+    def router_middlewares(self, router: str) -> list[str]:
+        """The middlewares Traefik applies on `router` (its name with @provider)."""
+        return [str(m) for m in self.api(f"/api/http/routers/{router}").get("middlewares") or []]
 
     def access(self) -> list[Access]:
         """Every request of the access log so far (none without `access_log`)."""

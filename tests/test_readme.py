@@ -46,3 +46,6 @@ def test_every_key_is_documented() -> None:
     assert "`.../retry/initialInterval`" in README
     assert traefik.router_middleware("<svc>", 0).startswith(traefik.router("<svc>") + "/")
     assert "`.../middlewares/0`" in README
+    assert f"`{traefik.dial_timeout('<svc>')}`" in README
+    assert traefik.lb_servers_transport("<svc>").endswith("/loadbalancer/serversTransport")
+    assert "`.../loadbalancer/serversTransport`" in README

@@ -379,19 +379,23 @@ class Store:
 def _retry_keys(
     pipe: redis.client.Pipeline, traefik: TraefikKeys, service: str, retry: RetrySpec | None
 ) -> None:
-    """The retry middleware and the router's reference to it, or neither. Deleting keys that
-    do not exist sends Traefik no keyspace notification, so an unchanged "no retry" costs
-    nothing."""
+    """The retry middleware, the servers transport with its dial timeout, and the router's and
+    service's references to them; or none of these. Deleting keys that do not exist sends
+    Traefik no keyspace notification, so an unchanged "no retry" costs nothing."""
     ref = traefik.router_middleware(service, 0)
     interval = traefik.retry_initial_interval(service)
+    transport = traefik.lb_servers_transport(service)
+    dial = traefik.dial_timeout(service)
     if retry is None or not retry.enabled:
-        pipe.delete(ref, traefik.retry_attempts(service), interval)
+        pipe.delete(ref, transport, traefik.retry_attempts(service), interval, dial)
         return
     pipe.set(traefik.retry_attempts(service), retry.attempts)
     if retry.initial_interval is None:
         pipe.delete(interval)
     else:
         pipe.set(interval, f"{retry.initial_interval:g}s")  # a Go duration
+    pipe.set(dial, f"{retry.dial_timeout:g}s")
+    pipe.set(transport, traefik.name(service))
     pipe.set(ref, traefik.name(service))
 
 

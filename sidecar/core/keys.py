@@ -113,6 +113,17 @@ class TraefikKeys:
     def retry_initial_interval(self, service: str) -> str:
         return f"{self.middleware(service)}/retry/initialInterval"
 
+    def servers_transport(self, service: str) -> str:
+        """The service's servers transport (connection settings), named like its router."""
+        return f"{self.root}/http/serversTransports/{self.name(service)}"
+
+    def dial_timeout(self, service: str) -> str:
+        return f"{self.servers_transport(service)}/forwardingTimeouts/dialTimeout"
+
+    def lb_servers_transport(self, service: str) -> str:
+        """The service's reference to its servers transport."""
+        return f"{self.root}/http/services/{self.name(service)}/loadbalancer/serversTransport"
+
     def lb_servers(self, service: str) -> str:
         return f"{self.root}/http/services/{self.name(service)}/loadbalancer/servers"
 

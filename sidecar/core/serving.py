@@ -85,7 +85,9 @@ class RolloutSpec(_Strict):
 
 
 class RetrySpec(_Strict):
-    """Traefik's retry middleware on the service's router. Traefik retries only when it could
+    """Traefik's retry middleware on the service's router, and a servers transport that makes
+    a connection that is not answered fail quickly enough to be retried. Traefik retries only
+    when it could
     not send the request to the server at all (connection refused, reset or unreachable before
     the request was written); once a server got the request or answered, whatever the status,
     nothing is retried. So a retried request never reached an application, but a client
@@ -108,6 +110,18 @@ class RetrySpec(_Strict):
         description="Seconds before the first retry, doubling up to twice this (Traefik's "
         "`initialInterval`); empty: retry at once (Traefik's default), right for a retry that "
         "goes to another instance.",
+    )
+
+    dial_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="Seconds Traefik may take to connect to an instance before the attempt "
+        "counts as failed and is retried (a servers transport's `dialTimeout`, Traefik's "
+        "default 30 s). A killed container's address stops answering at all (its SYNs are "
+        "dropped, nothing refuses them), so without it a request sent there hangs instead of "
+        "being retried; instances run on the same Docker host, where a connect takes well "
+        "under a millisecond.",
     )
 
     @property

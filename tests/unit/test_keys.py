@@ -77,5 +77,11 @@ def test_traefik_retry_keys_follow_the_provider_layout() -> None:
         "traefik/http/middlewares/shop-web/retry/initialInterval"
     )
     assert t.router_middleware("web", 0) == "traefik/http/routers/shop-web/middlewares/0"
+    assert t.dial_timeout("web") == (
+        "traefik/http/serversTransports/shop-web/forwardingTimeouts/dialTimeout"
+    )
+    assert t.lb_servers_transport("web") == (
+        "traefik/http/services/shop-web/loadbalancer/serversTransport"
+    )
     # the router names the middleware by the same name as itself and its service
     assert t.middleware("web").rsplit("/", 1)[1] == t.name("web")

@@ -40,8 +40,26 @@ def test_retry_is_parsed(svc: dict[str, Any], attempts: int, interval: float | N
 
 
 @pytest.mark.parametrize(
+    ("svc", "dial"),
+    [
+        ({"x-sidecar": BASE}, 0.5),
+        ({"x-sidecar": {**BASE, "retry": {"dial_timeout": 0.2}}}, 0.2),
+        ({"x-sidecar": {**BASE, "retry": {"dial_timeout": 30}}}, 30.0),
+        ({"labels": {"sidecar.port": "8080", "sidecar.retry.dial_timeout": "1.5"}}, 1.5),
+    ],
+)
+def test_dial_timeout_is_parsed(svc: dict[str, Any], dial: float) -> None:
+    spec = parse_serve("web", svc)
+    assert spec is not None
+    assert spec.retry.dial_timeout == dial
+
+
+@pytest.mark.parametrize(
     ("retry", "field"),
     [
+        ({"dial_timeout": 0}, "retry.dial_timeout"),
+        ({"dial_timeout": -1}, "retry.dial_timeout"),
+        ({"dial_timeout": 31}, "retry.dial_timeout"),
         ({"attempts": -1}, "retry.attempts"),
         ({"attempts": 11}, "retry.attempts"),
         ({"attempts": "two"}, "retry.attempts"),
