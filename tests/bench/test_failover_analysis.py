@@ -60,7 +60,7 @@ def test_stop_without_retry_figures() -> None:
 
 def test_summary_and_report_of_the_recorded_trials() -> None:
     kill, stop = analyse_trial(KILL), analyse_trial(STOP)
-    results = {
+    results: dict[str, Any] = {
         "retry_2": {"kill": {"trials": [kill], "summary": summary([kill])}},
         "retry_0": {"stop": {"trials": [stop], "summary": summary([stop])}},
     }
