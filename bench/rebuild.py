@@ -25,24 +25,23 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import (
-    IMAGE_LABEL,
     Json,
-    WatchProcess,
-    container_creates,
-    container_events,
     environment,
     fmt,
     median,
-    poll,
     ratio,
-    remove_images,
     results_dir,
-    serves,
     table,
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Workspace, file_tail
+from testkit.compose_watch import WatchProcess
+from testkit.docker import container_creates, container_events
+from testkit.http import serves
+from testkit.redis_server import RedisServer
+from testkit.sidecar import Sidecar
+from testkit.wait import file_tail, poll
+from testkit.workspace import IMAGE_LABEL, Workspace, remove_images
 
 EDIT_TIMEOUT = 60.0
 SETTLE_TIMEOUT = 120.0
@@ -85,7 +84,7 @@ class Tool:
 
 
 class SidecarTool(Tool):
-    """`python -m sidecar run` (harness `Sidecar`) with the benchmark's private Redis."""
+    """`python -m sidecar run` (testkit `Sidecar`) with the benchmark's private Redis."""
 
     label = SIDECAR
 
@@ -154,7 +153,7 @@ class ComposeWatchTool(Tool):
 
 # --- fixture ---------------------------------------------------------------------------------
 def make_workspace(root: Path, name: str, services: list[str], develop: bool) -> Workspace:
-    """The harness fixture (busybox httpd FROM scratch, init: true, fixed loopback port);
+    """The testkit fixture (busybox httpd FROM scratch, init: true, fixed loopback port);
     images labelled for clean-up. `develop` adds compose watch's rule on each www dir."""
     ws = Workspace(root, name)
     for svc in services:

@@ -25,18 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    IMAGE_LABEL,
     environment,
     fmt,
     median,
     ratio,
-    remove_images,
     results_dir,
     table,
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Workspace, wait_for
+from testkit.redis_server import RedisServer
+from testkit.sidecar import Sidecar
+from testkit.wait import wait_for
+from testkit.workspace import IMAGE_LABEL, Workspace, remove_images
 
 Json = dict[str, Any]
 

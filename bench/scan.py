@@ -29,19 +29,19 @@ import uuid
 from pathlib import Path
 
 from bench.common import (
-    IMAGE_LABEL,
     Json,
     environment,
     fmt,
     median,
     ratio,
-    remove_images,
     results_dir,
     table,
     verdict,
     write_json,
 )
-from tests.integration.harness import RedisServer, Sidecar, Workspace
+from testkit.redis_server import RedisServer
+from testkit.sidecar import Sidecar
+from testkit.workspace import IMAGE_LABEL, Workspace, remove_images
 
 CONTEXTS = ("svc0", "svc1", "svc2")
 READY_TIMEOUT = 240.0
@@ -72,7 +72,7 @@ def _write_tree(top: Path, count: int, per_dir: int, rng: random.Random, pool: b
 def generate(root: Path, name: str, files: int, node_modules: int, per_dir: int) -> Workspace:
     ws = Workspace(root, name)
     for ctx in CONTEXTS:
-        # the harness fixture: busybox httpd FROM scratch, COPY of one small www dir
+        # the test kit fixture: busybox httpd FROM scratch, COPY of one small www dir
         ws.add_service(ctx, build={"context": f"./{ctx}", "labels": {IMAGE_LABEL: name}})
     ws.write_compose()
     rng = random.Random(20240601)

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from sidecar.core.serving import HealthSpec, RolloutSpec, ServeSpec
+from sidecar.core.serving import HealthSpec, RetrySpec, RolloutSpec, ServeSpec
 from sidecar.settings import Settings
 
 
@@ -49,7 +49,7 @@ def settings_table() -> str:
 def _model_rows(model: type[BaseModel], prefix: str) -> list[str]:
     rows = []
     for name, field in model.model_fields.items():
-        if name in ("health", "rollout"):
+        if name in ("health", "rollout", "retry"):
             continue
         default = "required" if field.is_required() else _default(name, field)
         rows.append(f"| `{prefix}{name}` | {default} | {_cell(field.description)} |")
@@ -61,11 +61,12 @@ def serving_table() -> str:
     rows += _model_rows(ServeSpec, "")
     rows += _model_rows(HealthSpec, "health.")
     rows += _model_rows(RolloutSpec, "rollout.")
+    rows += _model_rows(RetrySpec, "retry.")
     return "\n".join(rows)
 
 
 def _fill(table: str, match: re.Match[str]) -> str:
-    return match.group(1) + table + match.group(2)
+    return match.group(1) + table + "\n" + match.group(2)
 
 
 BLOCKS = {"config-table": settings_table, "serving-table": serving_table}
@@ -73,7 +74,8 @@ BLOCKS = {"config-table": settings_table, "serving-table": serving_table}
 
 def render(readme: str) -> str:
     for name, make in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(\n<!-- {name}:end -->)", re.S)
+        # an empty block (start and end markers on consecutive lines) is filled too
+        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
         readme = pattern.sub(partial(_fill, make()), readme)
     return readme
 

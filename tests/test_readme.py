@@ -41,3 +41,11 @@ def test_every_key_is_documented() -> None:
     traefik = TraefikKeys("traefik", "<project>")
     assert f"`{traefik.router('<svc>')}/rule`" in README
     assert f"`{traefik.server_url('<svc>', 0).replace('/0/', '/<i>/')}`" in README
+    assert f"`{traefik.retry_attempts('<svc>')}`" in README
+    assert traefik.retry_initial_interval("<svc>").endswith("/retry/initialInterval")
+    assert "`.../retry/initialInterval`" in README
+    assert traefik.router_middleware("<svc>", 0).startswith(traefik.router("<svc>") + "/")
+    assert "`.../middlewares/0`" in README
+    assert f"`{traefik.dial_timeout('<svc>')}`" in README
+    assert traefik.lb_servers_transport("<svc>").endswith("/loadbalancer/serversTransport")
+    assert "`.../loadbalancer/serversTransport`" in README

@@ -25,6 +25,7 @@ from sidecar.adapters.retries import log_attempt
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project
+from sidecar.core.serving import RetrySpec
 
 T = TypeVar("T")
 Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value
@@ -261,10 +262,12 @@ class Store:
         traefik: TraefikKeys,
         rule: str,
         entrypoints: tuple[str, ...],
+        retry: RetrySpec | None = None,
     ) -> None:
         """Write the rotation list, the instance table and Traefik's keys in one MULTI/EXEC,
-        so no reader sees a half-written set. Within it the service's servers are written
-        before its router, and an empty rotation deletes the router before the servers."""
+        so no reader sees a half-written set. Within it the service's servers and its retry
+        middleware are written before its router, and an empty rotation deletes the router
+        before the servers. Without `retry` (or with 0 attempts) no middleware is left."""
         servers_prefix = traefik.lb_servers(service) + "/"
         router = traefik.router(service)
 
@@ -286,6 +289,7 @@ class Store:
                 pipe.delete(*stale)
             for i, url in enumerate(urls):
                 pipe.set(traefik.server_url(service, i), url)
+            _retry_keys(pipe, traefik, service, retry if urls else None)
             if urls:
                 pipe.set(router + "/service", traefik.name(service))
                 for i, ep in enumerate(entrypoints):
@@ -379,6 +383,29 @@ class Store:
             return {}
         values = self._call(lambda: self.r.mget([self.keys.desired(s) for s in names]))
         return {n: int(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+
+def _retry_keys(
+    pipe: redis.client.Pipeline, traefik: TraefikKeys, service: str, retry: RetrySpec | None
+) -> None:
+    """The retry middleware, the servers transport with its dial timeout, and the router's and
+    service's references to them; or none of these. Deleting keys that do not exist sends
+    Traefik no keyspace notification, so an unchanged "no retry" costs nothing."""
+    ref = traefik.router_middleware(service, 0)
+    interval = traefik.retry_initial_interval(service)
+    transport = traefik.lb_servers_transport(service)
+    dial = traefik.dial_timeout(service)
+    if retry is None or not retry.enabled:
+        pipe.delete(ref, transport, traefik.retry_attempts(service), interval, dial)
+        return
+    pipe.set(traefik.retry_attempts(service), retry.attempts)
+    if retry.initial_interval is None:
+        pipe.delete(interval)
+    else:
+        pipe.set(interval, f"{retry.initial_interval:g}s")  # a Go duration
+    pipe.set(dial, f"{retry.dial_timeout:g}s")
+    pipe.set(transport, traefik.name(service))
+    pipe.set(ref, traefik.name(service))
 
 
 def _glob_escape(text: str) -> str:

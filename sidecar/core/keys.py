@@ -99,6 +99,31 @@ class TraefikKeys:
     def router(self, service: str) -> str:
         return f"{self.root}/http/routers/{self.name(service)}"
 
+    def router_middleware(self, service: str, index: int) -> str:
+        """The router's `index`-th middleware: its value names a middleware."""
+        return f"{self.router(service)}/middlewares/{index}"
+
+    def middleware(self, service: str) -> str:
+        """The service's own middleware, named like its router (`<project>-<service>`)."""
+        return f"{self.root}/http/middlewares/{self.name(service)}"
+
+    def retry_attempts(self, service: str) -> str:
+        return f"{self.middleware(service)}/retry/attempts"
+
+    def retry_initial_interval(self, service: str) -> str:
+        return f"{self.middleware(service)}/retry/initialInterval"
+
+    def servers_transport(self, service: str) -> str:
+        """The service's servers transport (connection settings), named like its router."""
+        return f"{self.root}/http/serversTransports/{self.name(service)}"
+
+    def dial_timeout(self, service: str) -> str:
+        return f"{self.servers_transport(service)}/forwardingTimeouts/dialTimeout"
+
+    def lb_servers_transport(self, service: str) -> str:
+        """The service's reference to its servers transport."""
+        return f"{self.root}/http/services/{self.name(service)}/loadbalancer/serversTransport"
+
     def lb_servers(self, service: str) -> str:
         return f"{self.root}/http/services/{self.name(service)}/loadbalancer/servers"
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ServiceSpec
-from sidecar.core.serving import HealthSpec
+from sidecar.core.serving import HealthSpec, RetrySpec
 from sidecar.core.types import CommandResult, Instance
 
 
@@ -72,6 +72,7 @@ class StorePort(Protocol):
         traefik: TraefikKeys,
         rule: str,
         entrypoints: tuple[str, ...],
+        retry: RetrySpec | None = None,
     ) -> None: ...
     # commands
     def ensure_group(self) -> None: ...

@@ -84,6 +84,52 @@ class RolloutSpec(_Strict):
     )
 
 
+class RetrySpec(_Strict):
+    """Traefik's retry middleware on the service's router, and a servers transport that makes
+    a connection that is not answered fail quickly enough to be retried. Traefik retries only
+    when it could
+    not send the request to the server at all (connection refused, reset or unreachable before
+    the request was written); once a server got the request or answered, whatever the status,
+    nothing is retried. So a retried request never reached an application, but a client
+    cannot tell: a POST whose connection failed is sent again, to another instance."""
+
+    attempts: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Tries per request, the first included (Traefik's `attempts`); 0 publishes "
+        "no middleware. 2 = one retry, which goes to the next server of the round robin: with "
+        "one instance killed or stopping, a live one (measured, 10 kills / 10 stops of 1 of 3 "
+        "under load: 2 / 0 failed requests, 24 / 15 without retry; bench/failover). More only "
+        "helps when several instances fail at once, and multiplies the load a broken service "
+        "gets.",
+    )
+    initial_interval: float | None = Field(
+        default=None,
+        ge=0,
+        le=60,
+        description="Seconds before the first retry, doubling up to twice this (Traefik's "
+        "`initialInterval`); empty: retry at once (Traefik's default), right for a retry that "
+        "goes to another instance.",
+    )
+
+    dial_timeout: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="Seconds Traefik may take to connect to an instance before the attempt "
+        "counts as failed and is retried (a servers transport's `dialTimeout`, Traefik's "
+        "default 30 s). A killed container's address stops answering at all (its SYNs are "
+        "dropped, nothing refuses them), so without it a request sent there hangs instead of "
+        "being retried; instances run on the same Docker host, where a connect takes well "
+        "under a millisecond.",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.attempts > 0
+
+
 class ServeSpec(_Strict):
     port: int = Field(ge=1, le=65535, description="Container port the proxy routes to.")
     replicas: int | None = Field(
@@ -112,6 +158,7 @@ class ServeSpec(_Strict):
     entrypoints: tuple[str, ...] = Field(default=("web",), description="Traefik entrypoints.")
     health: HealthSpec = Field(default_factory=HealthSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
 
     def router_rule(self, service: str) -> str:
         return self.rule or f"Host(`{service}.localhost`)"

@@ -164,7 +164,10 @@ class Deployer:
     # --- steps ---------------------------------------------------------------------------
     def _prepare(self, svc: ServiceSpec) -> ServeSpec:
         assert svc.serve is not None
-        self.rotation.configure(svc.name, svc.serve.router_rule(svc.name), svc.serve.entrypoints)
+        serve = svc.serve
+        self.rotation.configure(
+            svc.name, serve.router_rule(svc.name), serve.entrypoints, retry=serve.retry
+        )
         return svc.serve
 
     def _running(self, svc: ServiceSpec) -> list[Instance]:

@@ -15,12 +15,14 @@ from loguru import logger
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import TraefikKeys
 from sidecar.core.ports import StorePort
+from sidecar.core.serving import RetrySpec
 
 
 @dataclass
 class _Service:
     rule: str
     entrypoints: tuple[str, ...]
+    retry: RetrySpec
     members: dict[str, str] = field(default_factory=dict)  # container id -> url, in order
     states: dict[str, dict[str, str]] = field(default_factory=dict)  # id -> instance info
 
@@ -39,15 +41,17 @@ class Rotation:
         # containers someone killed or stopped (`docker kill`/`stop`): their death is no crash
         self._killed: set[str] = set()
         # what Traefik last got per service: an unchanged routing writes only the table
-        self._published: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {}
+        self._published: dict[str, tuple[tuple[str, ...], str, tuple[str, ...], RetrySpec]] = {}
 
-    def configure(self, service: str, rule: str, entrypoints: tuple[str, ...]) -> None:
+    def configure(
+        self, service: str, rule: str, entrypoints: tuple[str, ...], *, retry: RetrySpec
+    ) -> None:
         with self._lock:
             svc = self._services.get(service)
             if svc is None:
-                self._services[service] = _Service(rule, entrypoints)
-            elif (svc.rule, svc.entrypoints) != (rule, entrypoints):
-                svc.rule, svc.entrypoints = rule, entrypoints
+                self._services[service] = _Service(rule, entrypoints, retry)
+            elif (svc.rule, svc.entrypoints, svc.retry) != (rule, entrypoints, retry):
+                svc.rule, svc.entrypoints, svc.retry = rule, entrypoints, retry
             else:
                 return
             self._publish(service)
@@ -167,7 +171,7 @@ class Rotation:
     def _publish(self, service: str) -> None:
         svc = self._services[service]
         instances = {cid: json.dumps(info, sort_keys=True) for cid, info in svc.states.items()}
-        routing = (tuple(svc.members.values()), svc.rule, svc.entrypoints)
+        routing = (tuple(svc.members.values()), svc.rule, svc.entrypoints, svc.retry)
         try:
             if self._published.get(service) == routing:
                 # Traefik's provider turns every key notification into a configuration
@@ -182,6 +186,7 @@ class Rotation:
                 self.traefik,
                 svc.rule,
                 svc.entrypoints,
+                svc.retry,
             )
             self._published[service] = routing
             self.dirty.discard(service)

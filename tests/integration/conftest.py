@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import RedisServer, Sidecar, Traefik, Workspace
+from testkit.redis_server import RedisServer
+from testkit.sidecar import Sidecar
+from testkit.traefik import Traefik
+from testkit.workspace import Workspace
 
 pytestmark = pytest.mark.integration
 

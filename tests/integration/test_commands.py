@@ -11,16 +11,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from testkit.http import http_get
+from testkit.sidecar import Sidecar, converged, start_served
+from testkit.wait import free_port, wait_for
+from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import (
-    Sidecar,
-    Workspace,
-    converged,
-    free_port,
-    http_get,
-    start_served,
-    wait_for,
-)
 
 FAST = {"rollout": {"proxy_settle": 0, "drain": 0}, "max_replicas": 4, "min_replicas": 1}
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 
+from testkit.http import http_get
+from testkit.wait import wait_for
+from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import Workspace, http_get, wait_for
 
 
 def test_added_service_comes_up_and_is_watched(

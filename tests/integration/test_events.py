@@ -10,18 +10,12 @@ from typing import Any
 
 import pytest
 
+from testkit.load import Load
+from testkit.sidecar import converged, rotation_urls, served, start_served, url_of
+from testkit.traefik import Traefik
+from testkit.wait import wait_for
+from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import (
-    Load,
-    Traefik,
-    Workspace,
-    converged,
-    rotation_urls,
-    served,
-    start_served,
-    url_of,
-    wait_for,
-)
 
 
 def docker(*args: str) -> None:

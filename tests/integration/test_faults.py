@@ -8,18 +8,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from testkit.http import http_get
+from testkit.redis_server import RedisServer
+from testkit.sidecar import converged, docker_events_processes, served, start_served
+from testkit.traefik import Traefik
+from testkit.wait import wait_for
+from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import (
-    RedisServer,
-    Traefik,
-    Workspace,
-    converged,
-    docker_events_processes,
-    http_get,
-    served,
-    start_served,
-    wait_for,
-)
 
 REPO = Path(__file__).resolve().parents[2]
 

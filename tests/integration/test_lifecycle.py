@@ -6,8 +6,9 @@ import signal
 import subprocess
 import sys
 
+from testkit.wait import wait_for
+from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import Workspace, wait_for
 
 
 def test_sigterm_stops_quickly_and_check_follows_heartbeat(

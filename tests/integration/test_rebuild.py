@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import time
 
+from testkit.http import http_get
+from testkit.wait import wait_for
+from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import Workspace, http_get, wait_for
 
 
 def test_edit_serves_new_content(workspace: Workspace, sidecar: SidecarFactory) -> None:
@@ -107,7 +109,7 @@ def test_broken_dockerfile_keeps_old_container(
     assert sc.status()["services"]["web"]["last_build_result"] == "failed"
 
     # the next good change recovers
-    from tests.integration.harness import DOCKERFILE
+    from testkit.workspace import DOCKERFILE
 
     workspace.write("web/Dockerfile", DOCKERFILE)
     workspace.write("web/www/index.html", "fixed\n")

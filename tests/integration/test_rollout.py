@@ -6,18 +6,13 @@ import json
 import time
 from typing import Any
 
+from testkit.http import http_get
+from testkit.load import Load
+from testkit.sidecar import rotation_state, served, wait_job
+from testkit.traefik import Traefik
+from testkit.wait import wait_for
+from testkit.workspace import DOCKERFILE, Workspace
 from tests.integration.conftest import SidecarFactory
-from tests.integration.harness import (
-    DOCKERFILE,
-    Load,
-    Traefik,
-    Workspace,
-    http_get,
-    rotation_state,
-    served,
-    wait_for,
-    wait_job,
-)
 
 
 def test_ten_edits_under_load_fail_no_request(

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import redis
 
-from tests.integration.harness import Sidecar, Workspace, converged, free_port, served, wait_for
+from testkit.sidecar import Sidecar, converged, served
+from testkit.wait import free_port, wait_for
+from testkit.workspace import Workspace
 
 SECRET = "s3cr3t-Pa55word"
 

@@ -23,7 +23,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from tests.integration.harness import Entry, Load, free_port, get_url, read_events, wait_for
+from testkit.http import Entry, get_url
+from testkit.load import Load
+from testkit.redis_server import read_events
+from testkit.wait import free_port, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("pyproject.toml", "README.md", "Dockerfile", ".dockerignore", "sidecar", "scripts")

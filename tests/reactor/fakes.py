@@ -13,7 +13,7 @@ from typing import Any
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError, ServiceSpec
-from sidecar.core.serving import HealthSpec
+from sidecar.core.serving import HealthSpec, RetrySpec
 from sidecar.core.types import CommandResult, Instance
 
 
@@ -206,6 +206,7 @@ class FakeStore:
         self.rotations: dict[str, list[str]] = {}
         self.instance_tables: dict[str, dict[str, str]] = {}
         self.routers: dict[str, str] = {}
+        self.retries: dict[str, RetrySpec | None] = {}
         self.desired: dict[str, int] = {}
         self.paused: set[str] = set()
         self.stream: list[tuple[str, dict[Any, Any]]] = []
@@ -308,9 +309,11 @@ class FakeStore:
         traefik: TraefikKeys,
         rule: str,
         entrypoints: tuple[str, ...],
+        retry: RetrySpec | None = None,
     ) -> None:
         self._call()
         self.rotations[service] = list(urls)
+        self.retries[service] = retry
         self.instance_tables[service] = dict(instances)
         if urls or entrypoints:
             self.routers[service] = rule

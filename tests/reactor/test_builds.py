@@ -65,3 +65,12 @@ def test_a_served_edit_rolls_out_behind_the_rotation(world: World) -> None:
     new = world.rotation("web")
     assert len(new) == 2 and old.isdisjoint(new)
     assert sorted(new) == world.healthy_urls("web")  # rotation == the running instances
+
+
+def test_a_served_service_publishes_its_retry_with_the_rotation(world: World) -> None:
+    world.served("web", replicas=1)
+    world.served("api", replicas=1, retry={"attempts": 0})
+    world.start()
+    web, api = world.store.retries["web"], world.store.retries["api"]
+    assert web is not None and web.attempts == 2  # the default
+    assert api is not None and api.attempts == 0  # off, as the compose file says

@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 
 import pytest
 
-from sidecar.core.keys import Keys
+from sidecar.core.keys import Keys, TraefikKeys
 
 PAIRS = [("sidecar", "shop"), ("sc", "my-project"), ("test-1234", "p"), ("sidecar", "a_b.c")]
 
@@ -68,3 +68,20 @@ def test_projects_do_not_see_each_other() -> None:
         assert not fnmatchcase(key, shop.pattern())
     for key in all_keys(shop).values():
         assert not fnmatchcase(key, shop2.pattern())
+
+
+def test_traefik_retry_keys_follow_the_provider_layout() -> None:
+    t = TraefikKeys("traefik", "shop")
+    assert t.retry_attempts("web") == "traefik/http/middlewares/shop-web/retry/attempts"
+    assert t.retry_initial_interval("web") == (
+        "traefik/http/middlewares/shop-web/retry/initialInterval"
+    )
+    assert t.router_middleware("web", 0) == "traefik/http/routers/shop-web/middlewares/0"
+    assert t.dial_timeout("web") == (
+        "traefik/http/serversTransports/shop-web/forwardingTimeouts/dialTimeout"
+    )
+    assert t.lb_servers_transport("web") == (
+        "traefik/http/services/shop-web/loadbalancer/serversTransport"
+    )
+    # the router names the middleware by the same name as itself and its service
+    assert t.middleware("web").rsplit("/", 1)[1] == t.name("web")
