@@ -222,17 +222,39 @@ class Workspace:
         ids = self.containers(all_=True)
         if ids:
             subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, check=False)
-        subprocess.run(
-            ["docker", "network", "rm", f"{self.name}_default"], capture_output=True, check=False
-        )
-        images = subprocess.run(
-            ["docker", "images", "-q", "--filter", f"reference={self.name}-*"],
+        label = f"label=com.docker.compose.project={self.name}"
+        for kind, names in (("network", {f"{self.name}_default"}), ("volume", set())):
+            out = subprocess.run(
+                ["docker", kind, "ls", "-q", "--filter", label],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            for name in sorted(names | set(out.split())):
+                subprocess.run(["docker", kind, "rm", name], capture_output=True, check=False)
+        remove_project_images(self.name)
+
+
+def project_images(project: str) -> set[str]:
+    """Ids of every image built for a compose project: the tagged `<project>-<svc>` ones and
+    the ones a rebuild superseded (dangling now; compose labels each image it builds with
+    com.docker.compose.project). Images of other projects are never among them."""
+    found: set[str] = set()
+    for selector in (f"label=com.docker.compose.project={project}", f"reference={project}-*"):
+        out = subprocess.run(
+            ["docker", "images", "-aq", "--no-trunc", "--filter", selector],
             capture_output=True,
             text=True,
             check=False,
-        ).stdout.split()
-        if images:
-            subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+        ).stdout
+        found.update(out.split())
+    return found
+
+
+def remove_project_images(project: str) -> None:
+    images = project_images(project)
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *sorted(images)], capture_output=True, check=False)
 
 
 class Sidecar:
