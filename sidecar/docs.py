@@ -66,17 +66,31 @@ def serving_table() -> str:
 
 
 def _fill(table: str, match: re.Match[str]) -> str:
-    return match.group(1) + table + "\n" + match.group(2)
+    return match.group(1) + table + "\n" + match.group(3)
 
 
 BLOCKS = {"config-table": settings_table, "serving-table": serving_table}
 
 
+def block_pattern(name: str) -> re.Pattern[str]:
+    """A generated block: its start marker line, what is between (possibly nothing), and its
+    end marker line. An empty block (the end marker right after the start) matches too."""
+    return re.compile(rf"(<!-- {name}:start -->\n)(.*?)(?<=\n)(<!-- {name}:end -->)", re.S)
+
+
+def blocks(readme: str) -> dict[str, str]:
+    """The current text of each generated block (without its markers); absent when missing."""
+    found = {}
+    for name in BLOCKS:
+        match = block_pattern(name).search(readme)
+        if match:
+            found[name] = match.group(2)
+    return found
+
+
 def render(readme: str) -> str:
     for name, make in BLOCKS.items():
-        # an empty block (start and end markers on consecutive lines) is filled too
-        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
-        readme = pattern.sub(partial(_fill, make()), readme)
+        readme = block_pattern(name).sub(partial(_fill, make()), readme)
     return readme
 
 

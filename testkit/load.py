@@ -8,29 +8,45 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from operator import attrgetter
 
 from testkit.http import Entry
 
 
 @dataclass
 class Sample:
-    at: float
+    at: float  # when the request was sent (unix time), not when its answer or error came
     status: int
     body: str
+    seconds: float = 0.0  # from sending to the answer (or the error)
 
 
 class Load:
-    """A bounded, steady stream of requests through Traefik (loopback only), in a thread."""
+    """A bounded, steady stream of requests through Traefik (loopback only). Open loop: a
+    request is due every 1/rate s and is sent from a small pool of threads whatever the earlier
+    ones are doing, so one hanging until its timeout (sent to an instance that was just killed,
+    whose SYN goes nowhere) neither pauses the stream nor hides what happens meanwhile. Each
+    sample carries the time its request was sent: `failures(since=t)` are the requests sent at
+    or after t that failed, not older ones that gave up after t. (The closed loop it replaced
+    stamped a request when it ended: one that hung 2 s looked like a failure after the
+    replacement already served, the flaky kill test of issue 10.)"""
 
     def __init__(
-        self, traefik: Entry, host: str, rate: float = 50.0, max_seconds: float = 600.0
+        self,
+        traefik: Entry,
+        host: str,
+        rate: float = 50.0,
+        max_seconds: float = 600.0,
+        workers: int = 8,
     ) -> None:
         self.traefik = traefik
         self.host = host
         self.interval = 1.0 / rate
         self.max_seconds = max_seconds
         self.samples: list[Sample] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="load")
         self._thread = threading.Thread(target=self._run, name="load", daemon=True)
 
     def __enter__(self) -> Load:
@@ -40,21 +56,33 @@ class Load:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(10)
+        self._pool.shutdown(wait=True)  # every request sent has its answer (or its timeout)
+        with self._lock:
+            self.samples.sort(key=attrgetter("at"))
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
         next_at = time.monotonic()
         while not self._stop.is_set() and time.monotonic() < deadline:
-            status, body = self.traefik.get(self.host)
-            self.samples.append(Sample(time.time(), status, body))
+            self._pool.submit(self._one)
             next_at += self.interval
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
+    def _one(self) -> None:
+        sent, t0 = time.time(), time.monotonic()
+        status, body = self.traefik.get(self.host)
+        sample = Sample(sent, status, body, time.monotonic() - t0)
+        with self._lock:
+            self.samples.append(sample)
+
     def failures(self, since: float = 0.0) -> list[Sample]:
-        return [s for s in self.samples if s.at >= since and s.status != 200]
+        with self._lock:
+            failed = [s for s in self.samples if s.at >= since and s.status != 200]
+        return sorted(failed, key=attrgetter("at"))
 
     def bodies(self, since: float) -> set[str]:
-        return {s.body for s in self.samples if s.at >= since}
+        with self._lock:
+            return {s.body for s in self.samples if s.at >= since}
 
 
 @dataclass(frozen=True)

@@ -108,25 +108,38 @@ class Workspace:
         ids = self.containers(all_=True)
         if ids:
             subprocess.run(["docker", "rm", "-f", "-v", *ids], capture_output=True, check=False)
-        subprocess.run(
-            ["docker", "network", "rm", f"{self.name}_default"], capture_output=True, check=False
-        )
-        images = subprocess.run(
-            ["docker", "images", "-q", "--filter", f"reference={self.name}-*"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if images:
-            subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+        label = f"label=com.docker.compose.project={self.name}"
+        for kind, names in (("network", {f"{self.name}_default"}), ("volume", set())):
+            out = subprocess.run(
+                ["docker", kind, "ls", "-q", "--filter", label],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            for name in sorted(names | set(out.split())):
+                subprocess.run(["docker", kind, "rm", name], capture_output=True, check=False)
+        remove_images(self.name)
+
+
+def project_images(project: str) -> set[str]:
+    """Ids of every image built for a compose project: the tagged `<project>-<svc>` ones and
+    the ones a rebuild superseded (dangling now; compose labels each image it builds with
+    com.docker.compose.project). Images of other projects are never among them."""
+    found: set[str] = set()
+    selectors = (
+        f"label=com.docker.compose.project={project}",
+        f"label={IMAGE_LABEL}={project}",  # the benchmarks' own builds
+        f"reference={project}-*",
+    )
+    for selector in selectors:
+        out = run("docker", "images", "-aq", "--no-trunc", "--filter", selector).stdout
+        found |= set(out.split())
+    return found
 
 
 def remove_images(project: str) -> int:
     """Remove every image built for `project` (tagged or left dangling by a rebuild)."""
-    ids = set(
-        run("docker", "images", "-aq", "--filter", f"label={IMAGE_LABEL}={project}").stdout.split()
-    )
-    ids |= set(run("docker", "images", "-q", "--filter", f"reference={project}-*").stdout.split())
+    ids = project_images(project)
     if ids:
         run("docker", "rmi", "-f", *sorted(ids))
     return len(ids)

@@ -6,15 +6,34 @@ import re
 from pathlib import Path
 
 from sidecar.core.keys import Keys, TraefikKeys
-from sidecar.docs import render
+from sidecar.docs import BLOCKS, blocks, render
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
+REGENERATE = "regenerate with: .venv/bin/python -m sidecar.docs README.md"
 
 
 def test_generated_tables_are_current() -> None:
-    assert "<!-- config-table:start -->" in README
-    assert "<!-- serving-table:start -->" in README
-    assert render(README) == README, "regenerate with: python -m sidecar.docs README.md"
+    for name in BLOCKS:
+        assert README.count(f"<!-- {name}:start -->") == 1, f"{name}: one start marker"
+        assert README.count(f"<!-- {name}:end -->") == 1, f"{name}: one end marker"
+    found = blocks(README)
+    assert set(found) == set(BLOCKS), f"generated blocks missing: {set(BLOCKS) - set(found)}"
+    for name, text in found.items():
+        assert text.strip(), f"the generated {name} block is empty: {REGENERATE}"
+    assert render(README) == README, REGENERATE
+
+
+def test_render_fills_empty_and_stale_blocks() -> None:
+    for name, make in BLOCKS.items():
+        table = make()
+        assert table.count("\n") >= 2, f"{name} has a header and rows"
+        empty = f"before\n<!-- {name}:start -->\n<!-- {name}:end -->\nafter\n"
+        filled = f"before\n<!-- {name}:start -->\n{table}\n<!-- {name}:end -->\nafter\n"
+        stale = f"before\n<!-- {name}:start -->\n| old |\n<!-- {name}:end -->\nafter\n"
+        assert render(empty) == filled
+        assert render(stale) == filled
+        assert render(filled) == filled
+        assert blocks(filled)[name].strip() == table
 
 
 def test_every_key_is_documented() -> None:

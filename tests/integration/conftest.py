@@ -13,7 +13,16 @@ from testkit.sidecar import Sidecar
 from testkit.traefik import Traefik
 from testkit.workspace import Workspace
 
-pytestmark = pytest.mark.integration
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/integration carries the `integration` marker, so `-m
+    integration` and `-m "not integration"` select by it (a `pytestmark` in a conftest.py
+    applies to nothing). The hook sees the whole session's items: mark only ours."""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,13 @@ from testkit.http import Entry, get_url
 from testkit.load import Load
 from testkit.redis_server import read_events
 from testkit.wait import free_port, wait_for
+from testkit.workspace import remove_images
 
 REPO = Path(__file__).resolve().parents[2]
 COPIED = ("pyproject.toml", "README.md", "Dockerfile", ".dockerignore", "sidecar", "scripts")
 MOTD = "motd from a relative bind mount"
+# the base images scripts/stand-in-images.sh builds where nothing can be pulled
+STAND_INS = ("traefik:v3.7", "redis:7", "busybox:1.36", "python:3.11-slim")
 # the uid of each `sidecar run` process in the container (the owner of its /proc entry)
 DAEMON_UIDS = """
 import os
@@ -117,6 +120,11 @@ class Stack:
         return found
 
 
+def _image_exists(ref: str) -> bool:
+    proc = subprocess.run(["docker", "image", "inspect", ref], capture_output=True, check=False)
+    return proc.returncode == 0
+
+
 def _copy_repo(root: Path) -> None:
     for name in COPIED:
         src = REPO / name
@@ -136,9 +144,12 @@ def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
     _copy_repo(root)
     project = f"sctstack{uuid.uuid4().hex[:6]}"
     ports = {k: str(free_port()) for k in ("HTTP", "DASHBOARD", "REDIS")}
+    had = {ref for ref in STAND_INS if _image_exists(ref)}
     env = {
         **os.environ,
         "COMPOSE_PROJECT_NAME": project,
+        # the project's own sidecar image: a developer's compose-sidecar:latest keeps its tag
+        "STACK_SIDECAR_IMAGE": f"{project}-sidecar:latest",
         "STACK_HTTP_PORT": ports["HTTP"],
         "STACK_DASHBOARD_PORT": ports["DASHBOARD"],
         "STACK_REDIS_PORT": ports["REDIS"],
@@ -152,8 +163,12 @@ def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
         yield st
     finally:
         st.script("down", timeout=180)
-        images = [f"{project}-web", f"{project}-api"]
-        subprocess.run(["docker", "rmi", "-f", *images], capture_output=True, check=False)
+        # every image compose built for the project (web, api, the sidecar), with the ones the
+        # sidecar's rebuilds superseded, and the stand-in base images this test had to build
+        remove_images(project)
+        made = [ref for ref in STAND_INS if ref not in had and _image_exists(ref)]
+        if made:  # no -f: an image some container still uses stays
+            subprocess.run(["docker", "rmi", *made], capture_output=True, check=False)
         r.close()
         shutil.rmtree(root, ignore_errors=True)
 
