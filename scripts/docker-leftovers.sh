@@ -16,7 +16,9 @@ set -euo pipefail
 inventory() {
   {
     docker ps -aq --no-trunc | sed 's/^/container /'
-    docker network ls -q --no-trunc | sed 's/^/network /'
+    # user-defined only: dockerd re-creates its own bridge with a new id at every start (the
+    # suite restarts it)
+    docker network ls -q --no-trunc --filter type=custom | sed 's/^/network /'
     docker volume ls -q | sed 's/^/volume /'
     docker images -aq --no-trunc | sed 's/^/image /'
   } | sort -u

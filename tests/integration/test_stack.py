@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -154,6 +155,8 @@ def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
         "STACK_DASHBOARD_PORT": ports["DASHBOARD"],
         "STACK_REDIS_PORT": ports["REDIS"],
         "SIDECAR_STAND_INS": "1",  # local stand-ins for the base images; nothing is pulled
+        # the copy has no .venv of its own: stack.sh makes the wheels with this interpreter
+        "PYTHON": sys.executable,
     }
     r = redis.Redis(port=int(ports["REDIS"]), decode_responses=True, socket_timeout=5)
     st = Stack(root, project, env, Entry(int(ports["HTTP"])), r, tmp_path / "stack.log")
