@@ -132,7 +132,7 @@ class SidecarTool(Tool):
 
 
 class ComposeWatchTool(Tool):
-    """`docker compose up -d`, then `docker compose watch` (bench.common.WatchProcess)."""
+    """`docker compose up -d`, then `docker compose watch` (testkit's WatchProcess)."""
 
     label = WATCH
 
