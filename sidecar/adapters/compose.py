@@ -120,6 +120,7 @@ class Compose:
         self.docker = self._client(settings.project_name)
         self.project_name = settings.project_name or default_project_name(self.workspace)
         self._plugin = find_compose_plugin()
+        self._retry = self._retrying()  # one policy for every call (thread-safe, like Store's)
         # services never managed because the sidecar itself runs as one of them
         self.own_services: frozenset[str] = frozenset()
 
@@ -335,7 +336,7 @@ class Compose:
     def _containers(
         self, service: str | None = None, running: bool = False
     ) -> list[tuple[str, str]]:
-        found = self._retrying()(
+        found = self._retry(
             self.docker.container.list,
             all=not running,
             filters=[("label", f"{PROJECT_LABEL}={self.project_name}")],
@@ -355,7 +356,7 @@ class Compose:
         ]
         out = [
             _instance(c)
-            for c in self._retrying()(self.docker.container.list, all=True, filters=filters)
+            for c in self._retry(self.docker.container.list, all=True, filters=filters)
             if (c.config.labels or {}).get(ONEOFF_LABEL) != "True"
         ]
         return sorted(out, key=lambda i: (i.created, i.number))
@@ -363,7 +364,7 @@ class Compose:
     def instance(self, container_id: str) -> Instance | None:
         """One container, freshly inspected (None when it is gone)."""
         try:
-            return _instance(self._retrying()(self.docker.container.inspect, container_id))
+            return _instance(self._retry(self.docker.container.inspect, container_id))
         except DockerException:
             return None
 
@@ -371,7 +372,7 @@ class Compose:
         return svc.image or f"{self.project_name}-{svc.name}"
 
     def has_image(self, svc: ServiceSpec) -> bool:
-        return bool(self._retrying()(self.docker.image.exists, self.image_name(svc)))
+        return bool(self._retry(self.docker.image.exists, self.image_name(svc)))
 
     def scale(self, service: str, replicas: int) -> CommandResult:
         """Run `replicas` containers of the service, never recreating existing ones (new ones

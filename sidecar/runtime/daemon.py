@@ -103,7 +103,6 @@ class Daemon:
         self.rotation = Rotation(store, TraefikKeys(settings.traefik_root, compose.project_name))
         # Deploy steps stop at the stop signal (no new instance once stopping: `compose down`
         # stops the sidecar first and must find every container); builds get stop_grace_s.
-        deployer_kwargs = {"prober": prober} if prober is not None else {}
         self.deployer = Deployer(
             compose,
             self.rotation,
@@ -111,7 +110,7 @@ class Daemon:
             self.stopping,
             settings.url_mode,
             settings.network,
-            **deployer_kwargs,
+            prober,
         )
         self.runner = JobRunner(
             compose,

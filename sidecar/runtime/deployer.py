@@ -63,9 +63,9 @@ class Deployer:
         cancel: threading.Event,
         url_mode: str = "network",
         network: str | None = None,
-        prober: Prober = wait_healthy,
+        prober: Prober | None = None,
     ) -> None:
-        self.prober = prober
+        self.prober = prober or wait_healthy
         self.compose = compose
         self.rotation = rotation
         self.events = events

@@ -151,10 +151,15 @@ class Sources:
     def _note(self, svc: str, observed: Digests) -> int:
         pending = self.overlay.known(svc)
         built_unsaved = self.unsaved.get(svc, {})
-        known = {r: pending.get(r, built_unsaved.get(r)) for r in observed}
-        missing = [r for r in observed if r not in pending and r not in built_unsaved]
-        for r in missing:
-            del known[r]
+        known: Digests = {}
+        missing = []
+        for rel in observed:  # what this process knows first, then Redis
+            if rel in pending:
+                known[rel] = pending[rel]
+            elif rel in built_unsaved:
+                known[rel] = built_unsaved[rel]
+            else:
+                missing.append(rel)
         if missing:
             known.update(self._safe(self.store.get_hashes, svc, missing) or dict.fromkeys(missing))
         diff = changed_digests(observed, known)
