@@ -115,6 +115,15 @@ class Settings(BaseSettings):
         "two services heal at once; a converge is mostly waiting on a health probe.",
         json_schema_extra=group("build"),
     )
+    sync_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="develop.watch syncs (with their restarts and execs) of different services "
+        "that may run at once, in a lane of their own so a sync never waits behind a build. "
+        "Within one sync every container of the service is copied to in parallel.",
+        json_schema_extra=group("build"),
+    )
     build_timeout_s: float = Field(
         default=900.0,
         gt=0,

@@ -52,6 +52,8 @@ def test_every_key_is_documented() -> None:
         keys.result("<id>"),
         keys.desired("<svc>"),
         keys.paused,
+        keys.synced("<svc>"),
+        keys.sync_gens("<svc>"),
     ]
     for name in names:
         assert f"`{name}`" in README, f"{name} missing from the README's key table"

@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,11 +27,18 @@ from tenacity import (
     wait_exponential,
 )
 
+from sidecar.adapters.engine import Engine
 from sidecar.adapters.retries import log_attempt
 from sidecar.core.errors import docker_error_is_transient
 from sidecar.core.ignore import DockerIgnore
-from sidecar.core.model import Project, ProjectError, ServiceSpec, parse_project
-from sidecar.core.types import CommandResult, Instance
+from sidecar.core.model import (
+    Project,
+    ProjectError,
+    ServiceSpec,
+    parse_project,
+    raw_watch_errors,
+)
+from sidecar.core.types import CommandResult, ExecResult, Instance
 from sidecar.settings import Settings
 
 PROJECT_LABEL = "com.docker.compose.project"
@@ -121,6 +128,7 @@ class Compose:
         self.project_name = settings.project_name or default_project_name(self.workspace)
         self._plugin = find_compose_plugin()
         self._retry = self._retrying()  # one policy for every call (thread-safe, like Store's)
+        self.engine = Engine()  # the Engine API, for what develop.watch does in containers
         # services never managed because the sidecar itself runs as one of them
         self.own_services: frozenset[str] = frozenset()
 
@@ -200,7 +208,8 @@ class Compose:
         )
         if proc.returncode != 0:
             raise ProjectError(
-                _clean(proc.stderr) or f"docker compose config exited {proc.returncode}"
+                _clean(proc.stderr) or f"docker compose config exited {proc.returncode}",
+                self._raw_watch_errors(),
             )
         try:
             config = yaml.safe_load(proc.stdout) or {}
@@ -210,6 +219,17 @@ class Compose:
         project = parse_project(config, tuple(files))
         self.project_name = project.name or self.project_name
         return project
+
+    def _raw_watch_errors(self) -> dict[str, str]:
+        """Compose refused the project: which services' develop.watch rules are at fault,
+        read from the files as written (best effort: unreadable files name nothing)."""
+        docs = []
+        for f in self.files or self._default_files():
+            try:
+                docs.append(yaml.safe_load(Path(f).read_text(encoding="utf-8")))
+            except (OSError, yaml.YAMLError):
+                continue
+        return raw_watch_errors(docs)
 
     def _default_files(self) -> list[str]:
         names = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
@@ -426,6 +446,27 @@ class Compose:
             except DockerException as exc:
                 logger.warning("removing containers of {} failed: {}", service, _clean(str(exc)))
         return len(ids)
+
+    # --- inside running containers (develop.watch) --------------------------------------
+    def copy_in(self, container_id: str, tar: bytes) -> None:
+        self.engine.copy_in(container_id, tar)
+
+    def delete_in(self, container_id: str, paths: list[str]) -> None:
+        self.engine.delete_in(container_id, paths)
+
+    def exec_in(
+        self,
+        container_id: str,
+        command: list[str],
+        user: str | None = None,
+        privileged: bool = False,
+        workdir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        return self.engine.exec_in(container_id, command, user, privileged, workdir, environment)
+
+    def restart_instance(self, container_id: str, timeout: float) -> None:
+        self.engine.restart(container_id, timeout)
 
 
 # compose's progress lines once it stops building and starts touching containers

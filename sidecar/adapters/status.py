@@ -131,4 +131,21 @@ def render(state: dict[str, Any]) -> str:
                 f"\n{name}: last build failed:\n  "
                 + "\n  ".join(info["last_build_error"].splitlines()[-8:])
             )
+    syncs = [_last_sync(name, info) for name, info in state["services"].items()]
+    lines += [line for line in syncs if line]
     return "\n".join(lines)
+
+
+def _last_sync(name: str, info: dict[str, Any]) -> str:
+    """`web: last sync 3s ago: ok, 12 files in 0.04s` (develop.watch), or ''."""
+    at = info.get("last_sync_at")
+    if not at:
+        return ""
+    seconds = float(info.get("last_sync_seconds") or 0)
+    line = (
+        f"{name}: last sync {_ago(at)}: {info.get('last_sync_result', '?')}, "
+        f"{info.get('last_sync_files', '0')} files in {seconds:.2f}s"
+    )
+    if info.get("last_sync_result") == "failed" and info.get("last_sync_error"):
+        line += f": {info['last_sync_error']}"
+    return line

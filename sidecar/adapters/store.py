@@ -31,6 +31,7 @@ T = TypeVar("T")
 Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value
 _CHUNK = 5000
 _FIELD_MAX = 4000  # cap on free-text fields (build log tails) written to Redis
+_DELETED = "-"  # a sync record's value for a file deleted in the containers
 
 
 GROUP = "sidecar"  # the consumer group reading the command stream
@@ -161,7 +162,12 @@ class Store:
         def write() -> None:
             pipe = self.r.pipeline(transaction=True)
             pipe.srem(self.keys.services, name)
-            pipe.delete(self.keys.service(name), self.keys.hashes(name))
+            pipe.delete(
+                self.keys.service(name),
+                self.keys.hashes(name),
+                self.keys.synced(name),
+                self.keys.sync_gens(name),
+            )
             pipe.execute()
 
         self._call(write)
@@ -219,6 +225,47 @@ class Store:
         pattern = "".join("\\" + c if c in "*?[]\\" else c for c in prefix) + "*"
         key = self.keys.hashes(service)
         return self._call(lambda: [k for k, _ in self.r.hscan_iter(key, match=pattern)])
+
+    # --- develop.watch sync records ------------------------------------------------------
+    def sync_record(self, service: str) -> tuple[dict[str, str | None], int, dict[str, int]]:
+        def read() -> tuple[dict[str, str], dict[str, str]]:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hgetall(self.keys.synced(service))
+            pipe.hgetall(self.keys.sync_gens(service))
+            files, gens = pipe.execute()
+            return files, gens
+
+        files, gens = self._call(read)
+        record: dict[str, str | None] = {
+            str(k): (None if v == _DELETED else str(v)) for k, v in files.items()
+        }
+        gen = int(gens.pop("gen", 0) or 0)
+        return record, gen, {str(k): int(v) for k, v in gens.items() if str(v).isdigit()}
+
+    def save_sync_record(
+        self,
+        service: str,
+        files: Mapping[str, str | None],
+        gen: int,
+        containers: Mapping[str, int],
+        whole: bool,
+    ) -> None:
+        """Write the changed entries (or, `whole`, replace the record) and the generations."""
+        key, gens = self.keys.synced(service), self.keys.sync_gens(service)
+        items = [(k, _DELETED if v is None else v) for k, v in files.items()]
+        mapping: dict[Field, Field] = {"gen": gen, **{k: v for k, v in containers.items()}}
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            if whole:
+                pipe.delete(key)
+            for i in range(0, len(items), _CHUNK):
+                pipe.hset(key, mapping=dict(items[i : i + _CHUNK]))
+            pipe.delete(gens)
+            pipe.hset(gens, mapping=mapping)
+            pipe.execute()
+
+        self._call(write)
 
     # --- rotation ------------------------------------------------------------------------
     def enable_keyspace_events(self) -> None:

@@ -31,3 +31,8 @@ _DOCKER_TRANSIENT = re.compile(
 def docker_error_is_transient(text: str) -> bool:
     """Whether a failed docker/compose call's output says the daemon was away."""
     return bool(_DOCKER_TRANSIENT.search(text))
+
+
+class CannotDelete(Exception):
+    """A container has no program that deletes files (no rm, no busybox: scratch and
+    distroless images)."""

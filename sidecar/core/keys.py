@@ -41,6 +41,16 @@ class Keys:
         """HASH path -> content digest of every file the service's last good build used."""
         return f"{self.base}:hashes:{name}"
 
+    def synced(self, name: str) -> str:
+        """HASH path -> digest of what develop.watch sync put into the service's containers on
+        top of their image (`-`: deleted there); the record a new instance catches up from."""
+        return f"{self.base}:synced:{name}"
+
+    def sync_gens(self, name: str) -> str:
+        """HASH: `gen` -> the record's generation; container id -> the generation that
+        container was last brought to (behind: it gets the whole record)."""
+        return f"{self.base}:syncgen:{name}"
+
     @property
     def events(self) -> str:
         """STREAM (capped) of what happened: build-started, build-succeeded, build-failed, ..."""

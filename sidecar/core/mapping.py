@@ -9,7 +9,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sidecar.core.ignore import DockerIgnore, IgnoreList
-from sidecar.core.model import Project, ServiceSpec
+from sidecar.core.model import Project, ServiceSpec, WatchRule
+
+# The rule index of a hit that is not a develop.watch rule: the build context or Dockerfile of
+# a service (a rebuild).
+CONTEXT = -1
 
 # Files whose change means "re-read the project model" rather than "rebuild something".
 _PROJECT_SUFFIXES = (".yml", ".yaml")
@@ -34,6 +38,9 @@ class _Root:
     dockerignore: DockerIgnore
     # develop.watch `ignore`: .dockerignore syntax anchored at the rule's path, as compose does
     rule_ignore: DockerIgnore | None
+    rule: int = CONTEXT  # the develop.watch rule's index
+    # develop.watch `include`: when set, only paths it matches (anchored at the rule's path)
+    rule_include: DockerIgnore | None = None
 
 
 def _prefix(directory: str, root: str) -> str:
@@ -52,9 +59,14 @@ class _FileCheck:
     rule_prefix: str
     dockerignore: DockerIgnore
     ctx_prefix: str | None  # None: the directory lies outside the build context
+    rule: int = CONTEXT
+    rule_include: DockerIgnore | None = None
 
     def includes(self, name: str) -> bool:
-        if self.rule_ignore is not None and self.rule_ignore.excludes(self.rule_prefix + name):
+        rel = self.rule_prefix + name
+        if self.rule_ignore is not None and self.rule_ignore.excludes(rel):
+            return False
+        if self.rule_include is not None and not self.rule_include.excludes(rel):
             return False
         if self.ctx_prefix is None:
             return True
@@ -77,7 +89,17 @@ class DirRules:
             self.ignore_prefix + name
         ):
             return set()
-        return {c.service for c in self.checks if c.includes(name)}
+        return {service for service, _ in self.hits(name)}
+
+    def hits(self, name: str) -> set[tuple[str, int]]:
+        """(service, rule index) of every root whose rules include the file `name`."""
+        if not self.checks:
+            return set()
+        if self.ignore_prefix is not None and self.ignores.ignores_file_in_kept_dir(
+            self.ignore_prefix + name
+        ):
+            return set()
+        return {(c.service, c.rule) for c in self.checks if c.includes(name)}
 
 
 class PathMapper:
@@ -100,7 +122,10 @@ class PathMapper:
         self.workspace = workspace.rstrip("/") or "/"
         self._roots: list[_Root] = []
         self._dockerfiles: dict[str, set[str]] = {}
-        for svc in project.built_services():
+        self._rules: dict[tuple[str, int], WatchRule] = {}
+        for svc in project.services.values():
+            if not (svc.built or svc.watch):
+                continue
             rules = dockerignores.get(svc.name) or dockerignores.get(svc.context or "")
             self._add_service(svc, rules or DockerIgnore())
         self._project_files = {posixpath.normpath(f) for f in project.compose_files}
@@ -108,9 +133,19 @@ class PathMapper:
     def _add_service(self, svc: ServiceSpec, dockerignore: DockerIgnore) -> None:
         if svc.watch:
             for rule in svc.watch:
+                self._rules[svc.name, rule.index] = rule
                 rule_ignore = DockerIgnore.parse("\n".join(rule.ignore)) if rule.ignore else None
+                include = DockerIgnore.parse("\n".join(rule.include)) if rule.include else None
                 self._roots.append(
-                    _Root(svc.name, rule.path, svc.context, dockerignore, rule_ignore)
+                    _Root(
+                        svc.name,
+                        rule.path,
+                        svc.context,
+                        dockerignore,
+                        rule_ignore,
+                        rule.index,
+                        include,
+                    )
                 )
         elif svc.context:
             self._roots.append(_Root(svc.name, svc.context, svc.context, dockerignore, None))
@@ -142,12 +177,43 @@ class PathMapper:
         return self.ignores.ignores_file(_rel(path, base))
 
     def services_for(self, path: str) -> set[str]:
-        """The services whose build a change of `path` affects (empty: nothing to do)."""
+        """The services a change of `path` affects (empty: nothing to do)."""
+        return {service for service, _ in self.hits_for(path)}
+
+    def hits_for(self, path: str) -> set[tuple[str, int]]:
+        """(service, rule index) of every rule a change of `path` matches; CONTEXT for a
+        service's build context (no develop.watch) and its Dockerfile. Every matching rule
+        applies, as in compose (handleWatchBatch runs all of them)."""
         path = posixpath.normpath(path)
-        hit = set(self._dockerfiles.get(path, ()))
-        hit |= {r.service for r in self._roots if r.root == path}
+        hit = {(s, CONTEXT) for s in self._dockerfiles.get(path, ())}
+        hit |= {(r.service, r.rule) for r in self._roots if r.root == path}
         parent, name = posixpath.split(path)
-        return hit | self.dir_rules(parent).services(name)
+        return hit | self.dir_rules(parent).hits(name)
+
+    def rule(self, service: str, index: int) -> WatchRule | None:
+        return self._rules.get((service, index))
+
+    def container_path(self, service: str, index: int, path: str) -> str | None:
+        """Where a sync rule puts `path` inside the container (None: not a sync rule)."""
+        rule = self._rules.get((service, index))
+        if rule is None or not rule.target:
+            return None
+        path = posixpath.normpath(path)
+        target = "/" + rule.target.lstrip("/")  # relative targets start at / (as compose's tar)
+        if path == rule.path:
+            return posixpath.normpath(target)
+        return posixpath.normpath(posixpath.join(target, _rel(path, rule.path)))
+
+    def in_context(self, service: str, path: str) -> bool:
+        """The path is part of the service's build context (a build puts it in the image,
+        as far as the sidecar can know: not excluded by the .dockerignore)."""
+        svc = self.project.services.get(service)
+        if svc is None or not svc.context or not _under(path, svc.context):
+            return False
+        rel = _rel(posixpath.normpath(path), svc.context)
+        root = next((r for r in self._roots if r.service == service), None)
+        ignore = root.dockerignore if root else DockerIgnore()
+        return rel != "." and not ignore.excludes(rel)
 
     def dir_rules(self, directory: str) -> DirRules:
         """Everything about `directory` that its files share, worked out once (cached):
@@ -180,7 +246,15 @@ class PathMapper:
                 if ctx_prefix and r.dockerignore.excludes_dir_entirely(ctx_prefix.rstrip("/")):
                     continue
             checks.append(
-                _FileCheck(r.service, r.rule_ignore, rule_prefix, r.dockerignore, ctx_prefix)
+                _FileCheck(
+                    r.service,
+                    r.rule_ignore,
+                    rule_prefix,
+                    r.dockerignore,
+                    ctx_prefix,
+                    r.rule,
+                    r.rule_include,
+                )
             )
         return DirRules(ign_prefix, self.ignores, tuple(checks))
 
@@ -190,6 +264,14 @@ class PathMapper:
         for path in paths:
             for svc in self.services_for(path):
                 out.setdefault(svc, set()).add(path)
+        return out
+
+    def map_hits(self, paths: Iterable[str]) -> dict[str, dict[int, set[str]]]:
+        """service -> rule index -> the given paths that match that rule."""
+        out: dict[str, dict[int, set[str]]] = {}
+        for path in paths:
+            for svc, rule in self.hits_for(path):
+                out.setdefault(svc, {}).setdefault(rule, set()).add(path)
         return out
 
     def is_project_file(self, path: str) -> bool:

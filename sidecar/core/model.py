@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -18,11 +19,43 @@ from sidecar.core.serving import ServeError, ServeSpec, declared_replicas, parse
 
 # Parts of a service definition that change how many instances run or how they are routed,
 # not what an instance is: changing them converges in place instead of replacing instances.
-_SERVE_FIELDS = ("x-sidecar", "scale")
+# (`develop` is not part of an instance at all: a changed watch rule replaces nothing.)
+_SERVE_FIELDS = ("x-sidecar", "scale", "develop")
 
 
 class ProjectError(Exception):
-    """The compose project cannot be loaded (syntax error, unknown file, bad interpolation)."""
+    """The compose project cannot be loaded (syntax error, unknown file, bad interpolation).
+    `services`: service -> what is wrong with it, when the fault lies in a service's own
+    definition (compose refuses a whole file for one bad develop.watch rule)."""
+
+    def __init__(self, message: str, services: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.services = dict(services or {})
+
+
+def raw_watch_errors(documents: list[Any]) -> dict[str, str]:
+    """service -> its develop.watch fault, from the compose files as written (raw YAML)."""
+    out: dict[str, str] = {}
+    for doc in documents:
+        services = doc.get("services") if isinstance(doc, Mapping) else None
+        for name, svc in (services or {}).items() if isinstance(services, Mapping) else ():
+            if not isinstance(svc, Mapping):
+                continue
+            error = watch_error(str(name), svc.get("develop"), svc.get("build") is not None)
+            if error:
+                out[str(name)] = error
+    return out
+
+
+@dataclass(frozen=True)
+class ExecSpec:
+    """`develop.watch[].exec` of a sync+exec rule: run in each container after the sync."""
+
+    command: tuple[str, ...]
+    user: str | None = None
+    privileged: bool = False
+    working_dir: str | None = None
+    environment: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -33,6 +66,22 @@ class WatchRule:
     action: str
     ignore: tuple[str, ...] = ()
     target: str | None = None
+    include: tuple[str, ...] = ()
+    initial_sync: bool = False
+    exec: ExecSpec | None = None
+    index: int = 0  # its position in the service's list (events name rules by it)
+
+    @property
+    def syncs(self) -> bool:
+        return self.action in SYNC_ACTIONS
+
+    @property
+    def restarts(self) -> bool:
+        return self.action in ("restart", "sync+restart")
+
+
+ACTIONS = ("rebuild", "sync", "restart", "sync+restart", "sync+exec")
+SYNC_ACTIONS = ("sync", "sync+restart", "sync+exec")
 
 
 @dataclass(frozen=True)
@@ -43,6 +92,8 @@ class ServiceSpec:
     # Absolute path of the Dockerfile (may lie outside the context), None when inline or absent.
     dockerfile: str | None = None
     watch: tuple[WatchRule, ...] = ()
+    # Set when a develop.watch rule is invalid: the service is then left exactly as it is.
+    watch_error: str | None = None
     image: str | None = None
     # Digest of the whole resolved service definition: a change means "recreate".
     config_digest: str = ""
@@ -58,6 +109,26 @@ class ServiceSpec:
     # Digest of the serving settings alone (replicas, route, probes): a change is converged
     # in place, without replacing instances.
     serve_digest: str = ""
+    # what `docker stop` of an instance sends, and how long it waits (compose's defaults)
+    stop_signal: str | None = None
+    stop_grace_s: float = 10.0
+    # Digest of the develop section: a change re-syncs (rules added, changed or removed)
+    watch_digest: str = ""
+    # host directories and files bind-mounted into the containers: a sync there would copy
+    # a file onto itself, so (as compose) it is skipped
+    bind_sources: tuple[str, ...] = ()
+
+    def bind_mounted(self, path: str) -> bool:
+        return any(path == b or path.startswith(b.rstrip("/") + "/") for b in self.bind_sources)
+
+    @property
+    def sync_rules(self) -> tuple[WatchRule, ...]:
+        return tuple(r for r in self.watch if r.syncs)
+
+    @property
+    def invalid(self) -> str | None:
+        """Why the service must be left as it is, if anything of it is invalid."""
+        return self.serve_error or self.watch_error
 
     @property
     def served(self) -> bool:
@@ -116,20 +187,115 @@ def _parse_build(build: Any, working_dir: str) -> tuple[str | None, str | None]:
     return context, _join(context, str(build.get("dockerfile") or "Dockerfile"))
 
 
+def watch_error(service: str, develop: Any, built: bool) -> str | None:
+    """What is wrong with a service's `develop.watch`, naming the rule and the field; None
+    when every rule is valid. Works on the resolved config and on raw YAML alike (compose
+    itself refuses some of these before the sidecar sees a model: see `ProjectError`)."""
+    if develop is None:
+        return None
+    if not isinstance(develop, Mapping):
+        return f"service {service}: develop must be a mapping"
+    rules = develop.get("watch") or []
+    if not isinstance(rules, list):
+        return f"service {service}: develop.watch must be a list"
+    for i, rule in enumerate(rules):
+        problem = _rule_error(rule, built)
+        if problem:
+            return f"service {service}: develop.watch[{i}]{problem}"
+    return None
+
+
+def _rule_error(rule: Any, built: bool) -> str | None:
+    """One rule's fault, as `.field: what` (None: valid)."""
+    if not isinstance(rule, Mapping):
+        return " must be a mapping"
+    action = rule.get("action")
+    problems = [
+        (action not in ACTIONS, f".action: {action!r} is not one of {', '.join(ACTIONS)}"),
+        (not rule.get("path"), ".path is required"),
+        (action in SYNC_ACTIONS and not rule.get("target"), f".target is required for {action}"),
+        (action == "rebuild" and not built, ".action: rebuild needs a build section (none)"),
+        (
+            action == "sync+exec" and not (rule.get("exec") or {}).get("command"),
+            ".exec.command is required for sync+exec",
+        ),
+        (not isinstance(rule.get("ignore") or [], list), ".ignore must be a list of patterns"),
+        (not isinstance(rule.get("include") or [], list), ".include must be a list of patterns"),
+    ]
+    return next((text for bad, text in problems if bad), None)
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return tuple(value.split())  # compose's shell-form command, split as compose does
+    return tuple(str(v) for v in value)
+
+
+def _environment(value: Any) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        return tuple((str(k), "" if v is None else str(v)) for k, v in value.items())
+    pairs = (str(v).partition("=") for v in value or ())
+    return tuple((k, v) for k, _, v in pairs)
+
+
+def _parse_exec(entry: Mapping[str, Any]) -> ExecSpec | None:
+    spec = entry.get("exec")
+    if not isinstance(spec, Mapping):
+        return None
+    return ExecSpec(
+        command=_strings(spec.get("command")),
+        user=spec.get("user"),
+        privileged=bool(spec.get("privileged")),
+        working_dir=spec.get("working_dir"),
+        environment=_environment(spec.get("environment")),
+    )
+
+
 def _parse_watch(develop: Any, working_dir: str) -> tuple[WatchRule, ...]:
     if not isinstance(develop, dict):
         return ()
     rules = []
-    for entry in develop.get("watch") or ():
+    for i, entry in enumerate(develop.get("watch") or ()):
         rules.append(
             WatchRule(
                 path=_join(working_dir, str(entry["path"])),
                 action=str(entry.get("action", "rebuild")),
-                ignore=tuple(str(i) for i in entry.get("ignore") or ()),
+                ignore=_strings(entry.get("ignore")),
                 target=entry.get("target"),
+                include=_strings(entry.get("include")),
+                initial_sync=bool(entry.get("initial_sync") or entry.get("x-initialSync")),
+                exec=_parse_exec(entry),
+                index=i,
             )
         )
     return tuple(rules)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|h|m|s)")
+_UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def parse_duration(value: Any, default: float) -> float:
+    """Compose durations (`10s`, `1m30s`, `500ms`, or seconds as a number) in seconds."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, int | float):
+        return float(value)
+    parts = _DURATION.findall(str(value))
+    if not parts or "".join(n + u for n, u in parts) != str(value).strip():
+        return default
+    return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+def _bind_sources(volumes: Any, working_dir: str) -> tuple[str, ...]:
+    """Host paths of the service's bind mounts (compose config prints the long syntax)."""
+    out = []
+    for v in volumes or ():
+        if isinstance(v, Mapping) and v.get("type") == "bind" and v.get("source"):
+            out.append(_join(working_dir, str(v["source"])))
+    return tuple(out)
 
 
 def _instance_definition(svc: Mapping[str, Any]) -> dict[str, Any]:
@@ -172,11 +338,14 @@ def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()
             serve_error = str(exc)
         if serve is not None:
             replicas = declared_replicas(serve, svc)
+        develop = svc.get("develop")
+        bad_watch = watch_error(svc_name, develop, context is not None)
         services[svc_name] = ServiceSpec(
             name=svc_name,
             context=context,
             dockerfile=dockerfile,
-            watch=_parse_watch(svc.get("develop"), working_dir),
+            watch=() if bad_watch else _parse_watch(develop, working_dir),
+            watch_error=bad_watch,
             image=svc.get("image"),
             config_digest=_digest(_instance_definition(svc)),
             build_digest=_digest(svc.get("build")),
@@ -185,5 +354,9 @@ def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()
             serve_error=serve_error,
             replicas=replicas,
             serve_digest=_digest([_serving_part(svc), replicas]),
+            stop_signal=svc.get("stop_signal"),
+            watch_digest=_digest(develop),
+            bind_sources=_bind_sources(svc.get("volumes"), working_dir),
+            stop_grace_s=parse_duration(svc.get("stop_grace_period"), 10.0),
         )
     return Project(name, working_dir, tuple(compose_files), services)

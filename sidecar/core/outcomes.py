@@ -21,6 +21,8 @@ class Outcome:
 
 def job_outcome(done: JobDone, stopping: bool, known: bool) -> Outcome:
     """`known`: the service is still in the project (a removed one records nothing)."""
+    if done.kind is Kind.SYNC:
+        return _sync_outcome(done, known)
     quiet = done.quiet and done.ok and not (done.deploy and done.deploy.changed)
     events: list[tuple[str, Fields]] = []
     outcome = Outcome()
@@ -62,3 +64,16 @@ def _recorded(done: JobDone, stopping: bool) -> Outcome:
     result = "cancelled" if stopping else "failed"
     tail = failed_step.tail if failed_step else "cancelled before deploying"
     return Outcome(fields, False, [(f"{stage}-{result}", {"error": tail})], f"{stage} {result}")
+
+
+def _sync_outcome(done: JobDone, known: bool) -> Outcome:
+    """A develop.watch sync wrote its own events (sync-started, synced, exec-finished...);
+    what is left is the status fields and, when it did anything, job-finished."""
+    sync = done.sync
+    if sync is None:
+        return Outcome(error="" if done.ok else "sync failed")
+    fields = dict(sync.fields) if known and sync.fields else None
+    events: list[tuple[str, Fields]] = []
+    if sync.changed:
+        events.append(("job-finished", {"job": "sync", "result": "ok" if sync.ok else "failed"}))
+    return Outcome(fields, False, events, "" if sync.ok else f"sync failed: {sync.detail}")

@@ -15,6 +15,9 @@ from sidecar.core.model import Project, ServiceSpec
 
 class Kind(StrEnum):
     # Ordered by how much they do: a queued job absorbs a lesser request for its service.
+    # develop.watch's sync/restart/exec; its work waits in the reactor until a SYNC job
+    # takes it, so a bigger job absorbing the request loses nothing (a SYNC follows it)
+    SYNC = "sync"
     CONVERGE = "converge"  # reach the declared replicas / rotation, replace nothing
     UP = "up"  # create or recreate containers from the current image (not served)
     ROLLOUT = "rollout"  # replace every instance (served: zero downtime) with the current image
@@ -22,7 +25,7 @@ class Kind(StrEnum):
     REMOVE = "remove"  # stop and remove every container of the service
 
 
-_RANK = {Kind.CONVERGE: 0, Kind.UP: 1, Kind.ROLLOUT: 2, Kind.BUILD: 3}
+_RANK = {Kind.SYNC: -1, Kind.CONVERGE: 0, Kind.UP: 1, Kind.ROLLOUT: 2, Kind.BUILD: 3}
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def plan_project_change(old: Project | None, new: Project) -> list[Action]:
         actions.append(Action(Kind.REMOVE, name, "removed from the compose file"))
     for name, svc in sorted(new.services.items()):
         prev = before.get(name)
-        if svc.serve_error:
+        if svc.invalid:
             continue
         if prev is None:
             kind = Kind.BUILD if svc.built else (Kind.CONVERGE if svc.served else Kind.UP)
@@ -84,9 +87,12 @@ class Lane(StrEnum):
 
     WORK = "work"  # build, rollout, up: bounded by build_concurrency
     REPAIR = "repair"  # converge: replace a crashed instance, re-admit, scale
+    SYNC = "sync"  # develop.watch sync/restart/exec: milliseconds, never behind a build
 
 
 def lane_of(kind: Kind) -> Lane:
+    if kind is Kind.SYNC:
+        return Lane.SYNC
     return Lane.REPAIR if kind is Kind.CONVERGE else Lane.WORK
 
 
@@ -123,6 +129,7 @@ class JobQueue:
 
     concurrency: int
     repair_concurrency: int = 2
+    sync_concurrency: int = 4
     running: dict[str, Kind] = field(default_factory=dict)
     waiting: dict[str, Job] = field(default_factory=dict)  # insertion-ordered
     followups: dict[str, Job] = field(default_factory=dict)
@@ -141,6 +148,7 @@ class JobQueue:
         room = {
             Lane.WORK: self.concurrency - self._busy(Lane.WORK),
             Lane.REPAIR: self.repair_concurrency - self._busy(Lane.REPAIR),
+            Lane.SYNC: self.sync_concurrency - self._busy(Lane.SYNC),
         }
         started = []
         for service, job in list(self.waiting.items()):

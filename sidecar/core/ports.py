@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ServiceSpec
 from sidecar.core.serving import HealthSpec, RetrySpec
-from sidecar.core.types import CommandResult, Instance
+from sidecar.core.types import CommandResult, ExecResult, Instance
 
 
 class DockerPort(Protocol):
@@ -38,6 +38,19 @@ class DockerPort(Protocol):
     def services_with_containers(self) -> set[str]: ...
     def running_services(self) -> set[str]: ...
     def remove_service(self, service: str) -> int: ...
+    # inside running containers (develop.watch): the Engine API
+    def copy_in(self, container_id: str, tar: bytes) -> None: ...
+    def delete_in(self, container_id: str, paths: list[str]) -> None: ...
+    def exec_in(
+        self,
+        container_id: str,
+        command: list[str],
+        user: str | None = None,
+        privileged: bool = False,
+        workdir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> ExecResult: ...
+    def restart_instance(self, container_id: str, timeout: float) -> None: ...
 
 
 class StorePort(Protocol):
@@ -86,6 +99,16 @@ class StorePort(Protocol):
     def all_desired(self, services: Iterable[str]) -> dict[str, int]: ...
     def paused_members(self) -> set[str]: ...
     def set_paused_members(self, members: set[str]) -> None: ...
+    # develop.watch sync records: what the sidecar put into each service's containers
+    def sync_record(self, service: str) -> tuple[dict[str, str | None], int, dict[str, int]]: ...
+    def save_sync_record(
+        self,
+        service: str,
+        files: Mapping[str, str | None],
+        gen: int,
+        containers: Mapping[str, int],
+        whole: bool,
+    ) -> None: ...
 
 
 # (host, port), health settings, a fresh inspect of the instance, the stop event -> None when

@@ -3,7 +3,8 @@ returned (command, deploy and job results), what arrives on the command stream. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.core.planner import Digests, Kind
@@ -43,6 +44,22 @@ class CommandResult:
 
 
 @dataclass(frozen=True)
+class ExecResult:
+    """A command run inside a container."""
+
+    exit_code: int
+    output: str  # its tail, stdout and stderr
+
+    @property
+    def missing(self) -> bool:
+        """The program does not exist in the container (the runtime could not start it)."""
+        text = self.output.lower()
+        return self.exit_code in (126, 127) and (
+            "executable file not found" in text or "no such file or directory" in text
+        )
+
+
+@dataclass(frozen=True)
 class ContainerEvent:
     action: str  # start, die, kill, stop, destroy, pause, unpause, oom, health_status
     container: str
@@ -78,6 +95,18 @@ class DeployResult:
 
 
 @dataclass(frozen=True)
+class SyncReport:
+    """What a develop.watch SYNC job did."""
+
+    ok: bool
+    detail: str
+    changed: bool = False  # something was sent, deleted, restarted or run
+    fallback: str = ""  # why the service must be rebuilt instead (deletes it cannot do)
+    seconds: float = 0.0
+    fields: Mapping[str, str] = field(default_factory=dict)  # last_sync_* for the status
+
+
+@dataclass(frozen=True)
 class JobDone:
     service: str
     kind: Kind
@@ -87,6 +116,7 @@ class JobDone:
     reason: str
     started: float
     quiet: bool = False  # periodic or Docker-event converge: reported only when it repairs
+    sync: SyncReport | None = None  # a SYNC job's report
 
     @property
     def ok(self) -> bool:

@@ -197,7 +197,10 @@ class Control:
 
     # --- results -------------------------------------------------------------------------
     def answer_awaiting(self, done: JobDone) -> None:
-        """A job finished: it answers the commands accepted before it started."""
+        """A job finished: it answers the commands accepted before it started (a develop.watch
+        sync carries out no command)."""
+        if done.kind is Kind.SYNC:
+            return
         waiting = self.awaiting.get(done.service, [])
         answered = [a for a in waiting if a.since <= done.started]
         self.awaiting[done.service] = [a for a in waiting if a.since > done.started]

@@ -27,6 +27,7 @@ from sidecar.core.model import Project, ProjectError
 from sidecar.core.outcomes import job_outcome
 from sidecar.core.planner import (
     Action,
+    Digests,
     Job,
     JobQueue,
     Kind,
@@ -36,6 +37,7 @@ from sidecar.core.planner import (
     plan_project_change,
 )
 from sidecar.core.ports import Clock, DockerPort, Executor, Prober, StorePort, SystemClock
+from sidecar.core.syncing import plan_watch
 from sidecar.core.types import ContainerEvent, Incoming, JobDone, StreamState
 from sidecar.runtime.control import Control
 from sidecar.runtime.deployer import Deployer
@@ -44,6 +46,7 @@ from sidecar.runtime.jobs import JobRunner
 from sidecar.runtime.rotation import Rotation
 from sidecar.runtime.sources import Sources
 from sidecar.runtime.supervisor import Supervisor
+from sidecar.runtime.syncer import Syncer, SyncWork
 from sidecar.settings import Settings
 
 P = ParamSpec("P")
@@ -88,13 +91,16 @@ class Daemon:
         self.cancel_builds = threading.Event()
         self.signalled: int | None = None  # set by the signal handler, read by the loop
         self.debouncer = Debouncer(settings.debounce_ms / 1000, settings.debounce_max_ms / 1000)
-        self.jobs = JobQueue(settings.build_concurrency, settings.repair_concurrency)
+        self.jobs = JobQueue(
+            settings.build_concurrency, settings.repair_concurrency, settings.sync_concurrency
+        )
         # two lanes: converges (replacing a crashed instance) never wait behind builds
         self.executors: dict[Lane, Executor] = executors or {
             Lane.WORK: ThreadPoolExecutor(settings.build_concurrency, thread_name_prefix="build"),
             Lane.REPAIR: ThreadPoolExecutor(
                 settings.repair_concurrency, thread_name_prefix="repair"
             ),
+            Lane.SYNC: ThreadPoolExecutor(settings.sync_concurrency, thread_name_prefix="watch"),
         }
         self.project = Project(compose.project_name, self.workspace, files, {})
         self.sources = Sources(store, IgnoreList(settings.ignore_patterns), self.workspace)
@@ -112,6 +118,10 @@ class Daemon:
             settings.network,
             prober,
         )
+        self.syncer = Syncer(compose, store, self.deployer, self._event, self.mapper)
+        self.deployer.prepare = self.syncer.catch_up
+        # develop.watch work waiting for its service's next SYNC job
+        self.sync_work: dict[str, SyncWork] = {}
         self.runner = JobRunner(
             compose,
             self.deployer,
@@ -119,6 +129,7 @@ class Daemon:
             self.cancel_builds,
             settings.build_timeout_s,
             self.clock,
+            self.syncer,
         )
         self._last_build: dict[str, dict[str, str]] = {}
         self.control = Control(self)
@@ -283,6 +294,7 @@ class Daemon:
         self.cancel_builds.set()
         for pool in self.executors.values():
             pool.shutdown(wait=True, cancel_futures=True)
+        self.syncer.close()
         while True:
             try:
                 self._dispatch(self.queue.get_nowait())
@@ -341,6 +353,7 @@ class Daemon:
         # builds that succeeded while Redis was away are committed now; the hash cache is
         # rebuilt from disk; pending (unbuilt) changes stay pending
         self.sources.save_unsaved()
+        self.syncer.save_unsaved()
         missing = self.sources.rebuild_cache([s.name for s in self.project.built_services()])
         self._safe(
             self.store.heartbeat,
@@ -374,7 +387,7 @@ class Daemon:
         present: set[str] = self._safe_docker(self.compose.services_with_containers, set())
         self._execute(plan_orphans(project, present - self._excluded()))
         self._startup_scan()
-        plain = [s.name for s in project.services.values() if not s.served and not s.serve_error]
+        plain = [s.name for s in project.services.values() if not s.served and not s.invalid]
         if plain and not self.stopping.is_set():
             self._up(plain, build=True)  # also builds images that do not exist yet
         for svc in project.services.values():
@@ -382,11 +395,14 @@ class Daemon:
                 self._request_build(svc.name, "no image yet")
             elif svc.served:
                 self.jobs.request(svc.name, "start-up", Kind.CONVERGE)
+        for svc in project.services.values():
+            if svc.sync_rules:  # files changed meanwhile, initial_sync, new containers
+                self._request_sync(svc.name, SyncWork(full=True))
 
     def _startup_scan(self) -> None:
         report = self.sources.startup([s.name for s in self.project.built_services()])
-        for svc, count in report.stale.items():
-            self.jobs.request(svc, f"{count} files changed while the sidecar was stopped")
+        for svc, diff in report.stale.items():
+            self._on_changes(svc, diff, "while the sidecar was stopped")
         stale = ",".join(report.stale)
         logger.info(
             "scanned {} files in {:.2f}s; stale: {}", report.files, report.seconds, stale or "none"
@@ -400,14 +416,19 @@ class Daemon:
             self._project_invalid(exc)
             return
         project = self._keep_invalid_services(project)
+        resync = []
         for name, spec in project.services.items():
             old = self.project.services.get(name)
             if old is not None and old.replicas != spec.replicas:
                 self.control.forget_desired(name)  # the compose file's own count wins again
+            if old is not None and old.watch_digest != spec.watch_digest and spec.sync_rules:
+                resync.append(name)  # a rule added or changed: compare its paths now
         actions = plan_project_change(self.project, project)
         self._set_project(project)
         self._event("project-reloaded", actions=len(actions))
         self._execute(actions)
+        for name in resync:
+            self._request_sync(name, SyncWork(full=True))
         for svc, count in self.sources.pending().items():
             if svc in project.services:
                 # changes whose build failed (possibly because of this very file) get another go
@@ -418,10 +439,10 @@ class Daemon:
         last good definition, so nothing is rolled out, scaled or unrouted because of it."""
         services = dict(project.services)
         for name, svc in project.services.items():
-            if not svc.serve_error:
+            if not svc.invalid:
                 continue
-            logger.error("{}; {} is left as it is", svc.serve_error, name)
-            self._event("service-invalid", name, error=svc.serve_error)
+            logger.error("{}; {} is left as it is", svc.invalid, name)
+            self._event("service-invalid", name, error=svc.invalid)
             if name in self.project.services:
                 services[name] = self.project.services[name]
         return replace(project, services=services)
@@ -430,6 +451,8 @@ class Daemon:
         logger.error("compose project invalid, keeping the last good model: {}", exc)
         self._safe(self.store.project_load_failed, str(exc))
         self._event("project-invalid", error=str(exc))
+        for name, error in exc.services.items():  # what compose refused, named by the rule
+            self._event("service-invalid", name, error=error)
 
     def _set_project(self, project: Project) -> None:
         if project.name != self.store.keys.project:
@@ -438,6 +461,7 @@ class Daemon:
             self.rotation.traefik = TraefikKeys(self.settings.traefik_root, project.name)
         self.project = project
         self.mapper = self.sources.set_project(project)
+        self.syncer.mapper = self.mapper
         logs.set_project(project.name)
         self._safe(self.store.publish_project, project, self.workspace)
         if self.watcher:
@@ -449,6 +473,8 @@ class Daemon:
             if action.kind is Kind.REMOVE:
                 self.jobs.forget(action.service)
                 self.sources.forget(action.service)
+                self.sync_work.pop(action.service, None)
+                self.syncer.forget(action.service)
                 self.deployer.unserve(action.service)
                 count = self._safe_docker(partial(self.compose.remove_service, action.service), 0)
                 self._safe(self.store.forget_service, action.service)
@@ -482,15 +508,38 @@ class Daemon:
         built = [s.name for s in self.project.built_services()]
         if OVERFLOW in paths:
             changed = self.sources.rescan(built)
+            for spec in self.project.services.values():
+                if spec.sync_rules:
+                    self._request_sync(spec.name, SyncWork(full=True))
         else:
             if any(self.mapper.is_project_file(p) for p in paths):
                 self._reload_project()
             changed = self.sources.changes(paths)
-        for svc, count in changed.items():
-            if self.control.is_paused(svc):
-                logger.info("{}: {} files changed; paused, not building", svc, count)
-                continue
-            self.jobs.request(svc, f"{count} files changed")
+        for svc, diff in changed.items():
+            self._on_changes(svc, diff)
+
+    def _on_changes(self, name: str, diff: Digests, when: str = "") -> None:
+        """Files of a service really changed: what its rules ask (compose's order: rebuild,
+        sync, restart, exec; every matching rule applies)."""
+        spec = self.project.services.get(name)
+        if spec is None or spec.invalid:
+            return
+        if self.control.is_paused(name):
+            logger.info("{}: {} files changed; paused, not acting", name, len(diff))
+            return
+        hits = self.mapper.map_hits(self.mapper.abs(r) for r in diff).get(name, {})
+        work = plan_watch(spec, hits)
+        suffix = f" {when}" if when else ""
+        if work.rebuild:
+            self.jobs.request(name, f"{len(diff)} files changed{suffix}")
+        if work.sync or work.restart:
+            self._request_sync(name, SyncWork(work.sync, work.restart))
+
+    def _request_sync(self, name: str, work: SyncWork) -> None:
+        """The work waits here until the service's next SYNC job takes all of it: changes
+        arriving while a sync runs make exactly one follow-up."""
+        self.sync_work[name] = self.sync_work.get(name, SyncWork()).merged(work)
+        self.jobs.request(name, "develop.watch", Kind.SYNC, quiet=True)
 
     # --- jobs: build, roll out, converge -------------------------------------------------
     def _start_jobs(self) -> bool:
@@ -511,12 +560,16 @@ class Daemon:
             self.crashes.reset(name)  # new code or definition: a fresh start
             self._safe(self.store.record_build, name, {"state": "", "failed_reason": ""})
         snapshot = self.sources.snapshot(name) if kind is Kind.BUILD else {}
+        work = self.sync_work.pop(name, None) if kind is Kind.SYNC else None
+        if kind is Kind.SYNC and not work:
+            self.jobs.finished(name)
+            return
         if not job.quiet:
             logger.info("{} {}: {}", kind.value, name, reason)
             self._event(f"{kind.value}-started", name, reason=reason)
         try:
             self.executors[lane_of(kind)].submit(
-                self.runner.run, svc, kind, snapshot, reason, job.quiet
+                self.runner.run, svc, kind, snapshot, reason, job.quiet, work
             )
         except RuntimeError:  # the pool is shut down: we are stopping
             self.jobs.finished(name)
@@ -532,6 +585,8 @@ class Daemon:
                 self._safe(self.store.record_build, name, outcome.build_fields)
             if outcome.commit:
                 self.sources.built(name, done.snapshot)
+            if done.sync is not None and done.sync.fallback:
+                self._request_build(name, done.sync.fallback)
             if outcome.error:
                 step = done.build if done.build and not done.build.ok else done.deploy
                 logger.error(
@@ -551,6 +606,8 @@ class Daemon:
         finally:
             for kind, fields in outcome.events:
                 self._event(kind, name, **fields)
+            if name in self.sync_work and not self.stopping.is_set():
+                self.jobs.request(name, "develop.watch", Kind.SYNC, quiet=True)
 
     # --- helpers -------------------------------------------------------------------------
     def _event(self, kind: str, service: str = "", **fields: object) -> None:

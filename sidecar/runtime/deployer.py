@@ -52,6 +52,8 @@ from sidecar.core.types import DeployResult, Instance
 from sidecar.runtime.rotation import Rotation
 
 EventSink = Callable[..., None]
+# how long a restart waits for its start event (the Docker events stream may be down)
+RESTART_EVENT_WAIT = 3.0
 
 
 class Deployer:
@@ -74,6 +76,9 @@ class Deployer:
         self.network = network
         # service -> instance name a `destroy` command asked to go first (shared with Control)
         self.retire_first: dict[str, str] = {}
+        # run on each new instance before its health probe (develop.watch: the synced files);
+        # returns why the instance must not join, or None
+        self.prepare: Callable[[ServiceSpec, Instance], str | None] | None = None
 
     # --- addressing ----------------------------------------------------------------------
     def target(self, inst: Instance, spec: ServeSpec) -> tuple[str, tuple[str, int]] | None:
@@ -116,6 +121,44 @@ class Deployer:
         changed = converge_changed(plan, scale, admission.surplus, started, retired)
         detail = f"{len(self.rotation.members(svc.name))}/{svc.replicas} serving"
         return DeployResult(ok, detail, started, retired + len(admission.surplus), changed)
+
+    def restart(self, svc: ServiceSpec) -> DeployResult:
+        """Restart every serving instance in place, `rollout.parallelism` at a time: out of
+        the rotation, drained, restarted (the service's stop signal and grace), probed and
+        joined again, so the others carry the traffic meanwhile. A batch that does not come
+        back healthy stops the restart (its instances are replaced by the next converge)."""
+        spec = self._prepare(svc)
+        ids = [i.id for i in self._running(svc)]
+        step = max(1, spec.rollout.parallelism)
+        done = 0
+        for n in range(0, len(ids), step):
+            batch = ids[n : n + step]
+            drain = self._unroute(svc, batch, spec)
+            if self.cancel.wait(max(0.0, drain.until - time.monotonic())):
+                for cid, url in drain.routes.items():
+                    self.rotation.add(svc.name, cid, cid[:12], url)
+                return DeployResult(False, "cancelled: the sidecar is stopping", done)
+            self.rotation.expect_exit(batch)
+            for cid in batch:
+                self._restart_one(cid, svc.stop_grace_s)
+            back = [self.compose.instance(cid) for cid in batch]
+            joined = sum(self._admit(svc, inst, spec) for inst in back if inst is not None)
+            done += joined
+            if joined < len(batch):
+                return DeployResult(
+                    False, f"restart stopped: {len(batch) - joined} instance(s) unhealthy", done
+                )
+        return DeployResult(True, f"restarted {done}", done)
+
+    def _restart_one(self, cid: str, grace: float) -> None:
+        """`docker restart`, then wait (briefly) until the events thread has seen the start:
+        its kill and die must not take the instance out again after it rejoined."""
+        seen = self.rotation.starts(cid)
+        self.compose.restart_instance(cid, grace)
+        deadline = time.monotonic() + RESTART_EVENT_WAIT
+        while self.rotation.starts(cid) == seen and time.monotonic() < deadline:
+            if self.cancel.wait(0.01):
+                return
 
     def unserve(self, service: str) -> None:
         self.rotation.drop(service)
@@ -221,7 +264,9 @@ class Deployer:
         target = self.target(inst, spec)
         url = target[0] if target else ""
         self.rotation.note(svc.name, inst.id, inst.name, "starting", url)
-        reason = self._probe(inst, target, spec)
+        reason = self.prepare(svc, inst) if self.prepare else None
+        if reason is None:
+            reason = self._probe(inst, target, spec)
         verdict = admission_verdict(reason, self.cancel.is_set())
         if verdict is Verdict.JOIN:
             self.rotation.add(svc.name, inst.id, inst.name, url)

@@ -14,6 +14,7 @@ from sidecar.core.planner import Digests, Kind
 from sidecar.core.ports import Clock, DockerPort
 from sidecar.core.types import CommandResult, JobDone
 from sidecar.runtime.deployer import Deployer
+from sidecar.runtime.syncer import Syncer, SyncWork
 
 
 class JobRunner:
@@ -25,8 +26,10 @@ class JobRunner:
         cancel: threading.Event,
         build_timeout_s: float,
         clock: Clock,
+        syncer: Syncer,
     ) -> None:
         self.clock = clock
+        self.syncer = syncer
         self.compose = compose
         self.deployer = deployer
         self.report = report
@@ -34,19 +37,34 @@ class JobRunner:
         self.build_timeout_s = build_timeout_s
 
     def run(
-        self, svc: ServiceSpec, kind: Kind, snapshot: Digests, reason: str, quiet: bool = False
+        self,
+        svc: ServiceSpec,
+        kind: Kind,
+        snapshot: Digests,
+        reason: str,
+        quiet: bool = False,
+        work: SyncWork | None = None,
     ) -> None:
         started = self.clock.time()
         build = deploy = None
+        sync = None
         try:
-            if kind is Kind.BUILD and not svc.served:
+            if kind is Kind.SYNC:
+                sync = self.syncer.run(svc, work or SyncWork())
+                deploy = CommandResult(sync.ok, sync.seconds, sync.detail, changed=sync.changed)
+            elif kind is Kind.BUILD and not svc.served:
                 # one compose run builds and recreates; it reports whether it got past the build
                 both = self.compose.build_and_up(svc.name, self.cancel, self.build_timeout_s)
                 build = replace(both, ok=True) if both.touched else both
                 deploy = both if both.touched else None
+                if both.ok:
+                    self.syncer.rebuilt(svc)
+                    self.syncer.catch_up_all(svc)
             else:
                 if kind is Kind.BUILD:
                     build = self.compose.build(svc.name, self.cancel, self.build_timeout_s)
+                    if build.ok:
+                        self.syncer.rebuilt(svc)  # before the new instances catch up
                 if (build is None or build.ok) and not self.cancel.is_set():
                     deploy = self._deploy(svc, kind)
         except Exception as exc:  # noqa: BLE001 - a crashed job must still report back
@@ -57,7 +75,7 @@ class JobRunner:
             build, deploy = (
                 (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
             )
-        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet))
+        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync))
 
     def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
         t0 = self.clock.time()
@@ -68,4 +86,7 @@ class JobRunner:
             return CommandResult(res.ok, self.clock.time() - t0, res.detail, changed=res.changed)
         if kind is Kind.CONVERGE:
             self.deployer.unserve(svc.name)
-        return self.compose.up([svc.name])
+        result = self.compose.up([svc.name])
+        if result.ok:
+            self.syncer.catch_up_all(svc)  # containers compose made get the synced files
+        return result

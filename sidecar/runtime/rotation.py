@@ -40,6 +40,8 @@ class Rotation:
         self._leaving: set[str] = set()
         # containers someone killed or stopped (`docker kill`/`stop`): their death is no crash
         self._killed: set[str] = set()
+        # start events seen per container (a restart is done once its start was seen)
+        self._starts: dict[str, int] = {}
         # what Traefik last got per service: an unchanged routing writes only the table
         self._published: dict[str, tuple[tuple[str, ...], str, tuple[str, ...], RetrySpec]] = {}
 
@@ -133,6 +135,11 @@ class Rotation:
             self._leaving.discard(cid)
             self._killed.discard(cid)
             self._expected = {e for e in self._expected if not cid.startswith(e)}
+            self._starts[cid] = self._starts.get(cid, 0) + 1
+
+    def starts(self, cid: str) -> int:
+        with self._lock:
+            return self._starts.get(cid, 0)
 
     def is_leaving(self, cid: str) -> bool:
         with self._lock:
@@ -144,6 +151,7 @@ class Rotation:
             self._expected = {e for e in self._expected if not cid.startswith(e)}
             self._leaving.discard(cid)
             self._killed.discard(cid)
+            self._starts.pop(cid, None)
             for service, svc in self._services.items():
                 if cid in svc.members or cid in svc.states:
                     svc.members.pop(cid, None)

@@ -48,7 +48,7 @@ class Overlay:
 class ScanReport:
     files: int
     seconds: float
-    stale: dict[str, int]  # service -> files that differ from its last good build
+    stale: dict[str, Digests]  # service -> files that differ from its last good build
 
 
 class Sources:
@@ -89,7 +89,7 @@ class Sources:
             diff = scan_diff(scanned[svc], committed)
             if diff:
                 self.overlay.known(svc).update(diff)
-                stale[svc] = len(diff)
+                stale[svc] = diff
         files = sum(len(v) for v in scanned.values())
         return ScanReport(files, time.monotonic() - t0, stale)
 
@@ -97,7 +97,7 @@ class Sources:
         """Before a build from scratch: every file of the context goes into its snapshot."""
         self.overlay.known(service).update(scan(self.mapper, [service])[service])
 
-    def rescan(self, services: list[str]) -> dict[str, int]:
+    def rescan(self, services: list[str]) -> dict[str, Digests]:
         """After lost events (inotify overflow): compare everything again."""
         out = {}
         for svc, scanned in scan(self.mapper, services).items():
@@ -120,8 +120,9 @@ class Sources:
         return missing
 
     # --- batches -------------------------------------------------------------------------
-    def changes(self, paths: set[str]) -> dict[str, int]:
-        """service -> number of files whose content really changed in this batch."""
+    def changes(self, paths: set[str]) -> dict[str, Digests]:
+        """service -> the files whose content really changed in this batch (relative path
+        -> new digest, None: gone)."""
         by_service = self.mapper.map_paths(paths)
         files = {p for ps in by_service.values() for p in ps if not os.path.isdir(p)}
         digests = digest_many(files)
@@ -148,7 +149,7 @@ class Sources:
         known |= {r for r, d in self.overlay.known(svc).items() if r.startswith(prefix) and d}
         return dict.fromkeys(known)
 
-    def _note(self, svc: str, observed: Digests) -> int:
+    def _note(self, svc: str, observed: Digests) -> Digests:
         pending = self.overlay.known(svc)
         built_unsaved = self.unsaved.get(svc, {})
         known: Digests = {}
@@ -165,9 +166,9 @@ class Sources:
         diff = changed_digests(observed, known)
         if not diff:
             logger.debug("{}: {} paths, content unchanged", svc, len(observed))
-            return 0
+            return {}
         pending.update(diff)
-        return len(diff)
+        return diff
 
     # --- builds --------------------------------------------------------------------------
     def snapshot(self, service: str) -> Digests:

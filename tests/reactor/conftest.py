@@ -35,6 +35,7 @@ class World:
         self.prober = FakeProber()
         self.work = InlineExecutor()
         self.repair = InlineExecutor()
+        self.sync = InlineExecutor()
         defaults = {"debounce_ms": 10, "debounce_max_ms": 100, "resync_interval_s": 3600}
         self.settings = Settings(workspace=root, project_name=PROJECT, **{**defaults, **settings})
         self.daemon: Daemon | None = None
@@ -66,9 +67,12 @@ class World:
             self.docker,
             self.store,
             clock=self.clock,
-            executors={Lane.WORK: self.work, Lane.REPAIR: self.repair},
+            executors={Lane.WORK: self.work, Lane.REPAIR: self.repair, Lane.SYNC: self.sync},
             prober=self.prober,
             files=(str(self.root / "compose.yaml"),),
+        )
+        self.docker.on_event = lambda action, cid, svc: self.event(
+            action, cid, svc, signal="15" if action == "kill" else ""
         )
         self.daemon.start_up()
         self.settle()

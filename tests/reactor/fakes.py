@@ -4,17 +4,19 @@ the tests read back the way a user would read Docker and Redis."""
 
 from __future__ import annotations
 
+import io
 import itertools
+import tarfile
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sidecar.core.errors import StoreUnavailable
+from sidecar.core.errors import CannotDelete, StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError, ServiceSpec
 from sidecar.core.serving import HealthSpec, RetrySpec
-from sidecar.core.types import CommandResult, Instance
+from sidecar.core.types import CommandResult, ExecResult, Instance
 
 
 class DockerAway(Exception):
@@ -74,6 +76,20 @@ class FakeDocker:
     away: bool = False
     containers: dict[str, Instance] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    # what develop.watch put into each container: id -> container path -> content (files
+    # of the image are not modelled: a path absent here holds the image's copy)
+    files: dict[str, dict[str, bytes | None]] = field(default_factory=dict)
+    copies: list[tuple[str, int]] = field(default_factory=list)  # (container, tar entries)
+    no_rm: set[str] = field(default_factory=set)  # services whose image cannot delete
+    execs: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    exec_codes: dict[str, int] = field(default_factory=dict)  # command[0] -> exit code
+    restarts: list[str] = field(default_factory=list)
+    # how many builds each service's image has had, and which one each container runs:
+    # `up` keeps a running container that already runs the current image, as compose does
+    generation: dict[str, int] = field(default_factory=dict)
+    made_from: dict[str, int] = field(default_factory=dict)
+    # Docker events of what the fake does itself (restarts): (action, container, service)
+    on_event: Callable[[str, str, str], None] | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def _check(self, what: str, arg: str = "") -> None:
@@ -96,6 +112,7 @@ class FakeDocker:
             created=float(n),
         )
         self.containers[inst.id] = inst
+        self.made_from[inst.id] = self.generation.get(service, 0)
         return inst
 
     # --- DockerPort ----------------------------------------------------------------------
@@ -111,6 +128,7 @@ class FakeDocker:
         if service in self.failing_builds:
             return CommandResult(False, 0.01, "Step 2/2 : RUN false\nbuild failed")
         self.images.add(service)
+        self.generation[service] = self.generation.get(service, 0) + 1
         return CommandResult(True, 0.01, "built")
 
     def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
@@ -130,6 +148,10 @@ class FakeDocker:
         for svc in services:
             if build:
                 self.images.add(svc)
+            current = self.generation.get(svc, 0)
+            running = self.running(svc)
+            if running and all(self.made_from.get(i.id) == current for i in running):
+                continue  # up to date: compose leaves it alone
             self._recreate(svc)
         return CommandResult(True, 0.01, "up")
 
@@ -177,7 +199,55 @@ class FakeDocker:
             del self.containers[inst.id]
         return len(gone)
 
+    def _service_of(self, cid: str) -> str:
+        return self.containers[cid].image.removeprefix(f"{self.project_name}-")
+
+    def copy_in(self, container_id: str, tar: bytes) -> None:
+        self._check("copy_in", container_id[:12])
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            members = t.getmembers()
+            got = self.files.setdefault(container_id, {})
+            for m in members:
+                f = t.extractfile(m) if m.isreg() else None
+                got["/" + m.name] = f.read() if f else m.linkname.encode()
+        self.copies.append((container_id, len(members)))
+
+    def delete_in(self, container_id: str, paths: list[str]) -> None:
+        self._check("delete_in", container_id[:12])
+        if self._service_of(container_id) in self.no_rm:
+            raise CannotDelete("the image has no rm (nor busybox)")
+        got = self.files.setdefault(container_id, {})
+        for p in paths:
+            got[p] = None
+
+    def exec_in(
+        self,
+        container_id: str,
+        command: list[str],
+        user: str | None = None,
+        privileged: bool = False,
+        workdir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        self._check("exec_in", container_id[:12])
+        self.execs.append((container_id, tuple(command)))
+        code = self.exec_codes.get(command[0], 0)
+        return ExecResult(code, "" if code == 0 else f"{command[0]}: failed")
+
+    def restart_instance(self, container_id: str, timeout: float) -> None:
+        self._check("restart_instance", container_id[:12])
+        self.restarts.append(container_id)
+        if self.on_event is not None:
+            service = self._service_of(container_id)
+            for action in ("kill", "die", "start"):
+                self.on_event(action, container_id, service)
+
     # --- what a test does by hand ----------------------------------------------------------
+    def content(self, cid: str, path: str) -> bytes | None:
+        """What the container holds at `path` as far as the sync went (None: deleted or
+        never synced)."""
+        return self.files.get(cid, {}).get(path)
+
     def set_state(self, cid: str, state: str) -> Instance:
         inst = replace(self.containers[cid], state=state)
         self.containers[cid] = inst
@@ -214,6 +284,8 @@ class FakeStore:
         self.acked: list[str] = []
         self.results: dict[str, dict[str, Any]] = {}
         self.project_info: dict[str, str] = {}
+        self.synced: dict[str, dict[str, str | None]] = {}
+        self.sync_gens: dict[str, tuple[int, dict[str, int]]] = {}
 
     def down(self) -> None:
         self.reachable = False
@@ -364,6 +436,24 @@ class FakeStore:
     def paused_members(self) -> set[str]:
         self._call()
         return set(self.paused)
+
+    def sync_record(self, service: str) -> tuple[dict[str, str | None], int, dict[str, int]]:
+        self._call()
+        gen, containers = self.sync_gens.get(service, (0, {}))
+        return dict(self.synced.get(service, {})), gen, dict(containers)
+
+    def save_sync_record(
+        self,
+        service: str,
+        files: Mapping[str, str | None],
+        gen: int,
+        containers: Mapping[str, int],
+        whole: bool,
+    ) -> None:
+        self._call()
+        record = {} if whole else self.synced.get(service, {})
+        self.synced[service] = {**record, **files}
+        self.sync_gens[service] = (gen, dict(containers))
 
     def set_paused_members(self, members: set[str]) -> None:
         self._call()

@@ -142,7 +142,7 @@ def test_develop_watch_parsing() -> None:
                             "target": "/app/static",
                             "ignore": ["*.map", "tmp/"],
                         },
-                        {"path": "/ws/shared"},
+                        {"path": "/ws/shared", "action": "rebuild"},
                     ]
                 },
             }
@@ -150,8 +150,10 @@ def test_develop_watch_parsing() -> None:
     ).services["web"]
     assert spec.watch == (
         WatchRule("/ws/web/src", "rebuild"),
-        WatchRule("/ws/web/static", "sync", ignore=("*.map", "tmp/"), target="/app/static"),
-        WatchRule("/ws/shared", "rebuild"),
+        WatchRule(
+            "/ws/web/static", "sync", ignore=("*.map", "tmp/"), target="/app/static", index=1
+        ),
+        WatchRule("/ws/shared", "rebuild", index=2),
     )
     assert spec.watch_roots == ("/ws/web/src", "/ws/web/static", "/ws/shared")
 

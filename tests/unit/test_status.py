@@ -52,3 +52,18 @@ def test_dead_daemon_and_failed_build_are_visible() -> None:
     text = render(state)
     assert "NOT RUNNING" in text
     assert "web: last build failed:" in text and "step 2 boom" in text
+
+
+def test_last_sync_is_shown_per_service() -> None:
+    text = render(
+        _state(
+            context="/w/web",
+            last_sync_at=str(time.time() - 3),
+            last_sync_result="failed",
+            last_sync_files="12",
+            last_sync_seconds="0.04",
+            last_sync_error="web-1: APIError: no such container",
+        )
+    )
+    assert "web: last sync 3s ago: failed, 12 files in 0.04s: web-1: APIError" in text
+    assert "last sync" not in render(_state(context="/w/web"))

@@ -1,0 +1,138 @@
+"""The Docker Engine API, for what develop.watch does inside running containers: copy files in
+as one tar stream (the archive endpoint, as compose watch does), delete, exec a command,
+restart. Through docker-py over the daemon's socket: no CLI process per call.
+
+Nothing here goes through a shell: commands are argument lists from the compose file, file
+names travel inside the tar or as separate arguments of `rm`."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import threading
+from collections.abc import Iterable, Mapping
+
+import docker
+from docker.errors import DockerException
+from docker.utils import kwargs_from_env
+
+from sidecar.core.errors import CannotDelete
+from sidecar.core.types import ExecResult
+
+# deleting needs a program inside the container; these are tried in turn (scratch images
+# often carry a static busybox, distroless ones nothing at all)
+DELETERS: tuple[tuple[str, ...], ...] = (("rm", "-rf", "--"), ("busybox", "rm", "-rf", "--"))
+_ARGS_PER_EXEC = 500
+_OUTPUT_TAIL = 2000
+
+
+def build_tar(files: Mapping[str, str]) -> tuple[bytes, int]:
+    """One tar of host files at their container paths (container path -> host path), modes,
+    owners, mtimes and symlinks kept (a symlink travels as a link, as compose sends it). A
+    file that vanished meanwhile is left out. (tar bytes, payload bytes)."""
+    buf = io.BytesIO()
+    size = 0
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for target, host in sorted(files.items()):
+            name = target.lstrip("/")
+            try:
+                info = tar.gettarinfo(host, arcname=name)
+                if info.isreg():
+                    with open(host, "rb") as f:
+                        data = f.read()
+                    info.size = len(data)  # the bytes read are what is sent
+                    tar.addfile(info, io.BytesIO(data))
+                    size += len(data)
+                else:
+                    tar.addfile(info)
+            except FileNotFoundError:
+                continue
+    return buf.getvalue(), size
+
+
+class Engine:
+    """One docker-py client, shared by the worker threads (its connection pool is)."""
+
+    def __init__(self, base_url: str | None = None, timeout: float = 60.0) -> None:
+        self._base_url = base_url
+        self._timeout = timeout
+        self._client: docker.APIClient | None = None
+        self._lock = threading.Lock()
+        self._deleter: dict[str, tuple[str, ...]] = {}  # container id -> what deletes there
+
+    @property
+    def api(self) -> docker.APIClient:
+        with self._lock:
+            if self._client is None:
+                # DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, as the docker CLI reads them
+                kwargs = kwargs_from_env()
+                if self._base_url:
+                    kwargs["base_url"] = self._base_url
+                self._client = docker.APIClient(
+                    version="auto", timeout=int(self._timeout), **kwargs
+                )
+            return self._client
+
+    def copy_in(self, container_id: str, tar: bytes) -> None:
+        """Extract `tar` at / in the container, owners mapped to the container's user as
+        compose does (copyUIDGID, which docker-py's put_archive cannot pass: its own request
+        helpers are used instead). Raises DockerException."""
+        api = self.api
+        url = api._url("/containers/{0}/archive", container_id)  # type: ignore[attr-defined]
+        res = api._put(url, params={"path": "/", "copyUIDGID": "1"}, data=tar)  # type: ignore[attr-defined]
+        api._raise_for_status(res)  # type: ignore[attr-defined]
+
+    def delete_in(self, container_id: str, paths: Iterable[str]) -> None:
+        """`rm -rf -- paths` in the container (argument lists, no shell); CannotDelete when
+        nothing there can delete."""
+        paths = sorted(paths)
+        for i in range(0, len(paths), _ARGS_PER_EXEC):
+            self._delete_chunk(container_id, paths[i : i + _ARGS_PER_EXEC])
+
+    def _delete_chunk(self, container_id: str, paths: list[str]) -> None:
+        known = self._deleter.get(container_id)
+        for deleter in (known,) if known else DELETERS:
+            result = self.exec_in(container_id, [*deleter, *paths])
+            if result.missing:
+                continue
+            if result.exit_code != 0:
+                raise DockerException(f"{deleter[0]} exited {result.exit_code}: {result.output}")
+            self._deleter[container_id] = deleter
+            return
+        raise CannotDelete("the image has no rm (nor busybox)")
+
+    def exec_in(
+        self,
+        container_id: str,
+        command: list[str],
+        user: str | None = None,
+        privileged: bool = False,
+        workdir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        api = self.api
+        created = api.exec_create(
+            container_id,
+            command,
+            user=user or "",
+            privileged=privileged,
+            workdir=workdir,
+            environment=dict(environment or {}),
+        )
+        raw = api.exec_start(created["Id"])
+        output = (raw if isinstance(raw, bytes) else b"").decode(errors="replace")
+        code = api.exec_inspect(created["Id"]).get("ExitCode")
+        return ExecResult(-1 if code is None else int(code), output[-_OUTPUT_TAIL:])
+
+    def restart(self, container_id: str, timeout: float) -> None:
+        """`docker restart` with the container's own stop signal and this grace."""
+        self.api.restart(container_id, timeout=max(0, round(timeout)))
+
+    def forget(self, container_id: str) -> None:
+        self._deleter.pop(container_id, None)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
