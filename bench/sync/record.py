@@ -162,6 +162,7 @@ def delete(tool: EditTool, ws: Workspace) -> Json:
         "statuses": statuses,
         "creates": container_creates(ws.name, since, time.time()).get(SVC, 0),
         "counters": added,
+        "phases": tool.phases(SVC, since),
     }
     print(
         f"  {tool.label}: delete -> 404 after {never(gone, DELETE_WAIT)} {added['messages']}",
@@ -178,23 +179,28 @@ def unserved(port: int, files: Sequence[tuple[str, str]]) -> list[tuple[str, str
 
 
 def served_within(port: int, files: Sequence[tuple[str, str]], t0: float) -> float | None:
-    """GET the files not served yet until none is left: seconds since `t0` (monotonic) when
-    the last one was served, None if not by t0 + BULK_WAIT."""
+    """GET the files not served yet, in order, each round stopping at the first that is
+    not (so a probe costs one request while nothing has arrived, and does not compete with
+    the tool for the CPU), until none is left: seconds since `t0` (monotonic) when the last
+    one was served, None if not by t0 + BULK_WAIT."""
     pending = list(files)
-    while True:
-        pending = unserved(port, pending)
+    while pending:
+        while pending and fetch(port, f"/{pending[0][0]}") == pending[0][1]:
+            pending.pop(0)
         if not pending:
-            return time.monotonic() - t0
+            break
         if time.monotonic() - t0 > BULK_WAIT:
             return None
-        time.sleep(0.01)
+        time.sleep(0.02)
+    return time.monotonic() - t0
 
 
 def bulk(tool: EditTool, ws: Workspace, files: list[tuple[str, str]]) -> Json:
     """`git checkout other`: len(files) files changed or added under www/. Time until the
     last is served: every PER_DIR-th file and the last (git writes in path order) polled
-    until all are served, then every file checked; missing ones polled again. Afterwards,
-    once the tool settled, every file checked once more (files missing after)."""
+    until all are served, then every file checked (PROBES at a time); missing ones polled
+    again. Afterwards, once the tool settled, every file checked once more (files missing
+    after)."""
     port = ws.ports[SVC]
     before = tool.counters()
     since, t0 = time.time(), time.monotonic()
@@ -225,6 +231,7 @@ def bulk(tool: EditTool, ws: Workspace, files: list[tuple[str, str]]) -> Json:
         "missing_examples": [f[0] for f in after[:5]],
         "creates": container_creates(ws.name, since, time.time()).get(SVC, 0),
         "counters": added,
+        "phases": tool.phases(SVC, since),
     }
     print(
         f"  {tool.label}: {len(files)}-file branch switch -> live after "

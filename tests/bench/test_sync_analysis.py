@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from bench.sync import report as sync_report
 from bench.sync.analyse import (
     Finish,
     bulk_live,
@@ -19,6 +20,7 @@ from bench.sync.analyse import (
     targets,
     watch_counters,
 )
+from bench.zero_downtime import analyse as zda
 
 # compose watch 2.40.3's output, as recorded by a run (the delete's exec output is binary)
 WATCH_LOG = """Watch enabled
@@ -153,10 +155,17 @@ def counters(**over: Any) -> dict[str, Any]:
 
 
 def test_edits_figures() -> None:
-    requests = [[1.0, 1.1, 200, "a"], [1.2, 2.2, 0, "TimeoutError"], [1.3, 1.4, 502, "Bad"]]
+    requests = [
+        [1.0, 1.1, 200, "a"],
+        [1.2, 2.2, 0, "TimeoutError: timed out"],
+        [1.3, 1.4, 502, "Bad Gateway"],
+        [1.4, 1.5, 0, "ConnectionResetError: [Errno 104] Connection reset by peer"],
+        [1.5, 2.5, 0, "TimeoutError: timed out"],
+    ]
     f = edits_figures(measured(0.1), requests, 2, counters())
-    assert (f["requests"], f["failed"], f["failed_by_kind"]) == (3, 2, {"error": 1, "502": 1})
-    assert f["failed_per_edit"] == pytest.approx(0.4)
+    kinds = {"error TimeoutError": 2, "502": 1, "error ConnectionResetError": 1}
+    assert (f["requests"], f["failed"], f["failed_by_kind"]) == (5, 4, kinds)
+    assert f["failed_per_edit"] == pytest.approx(0.8)
     assert f["creates_per_edit"] == pytest.approx(0.4)
     assert f["syncs_per_edit"] == 1.0
 
@@ -172,6 +181,7 @@ def results(sidecar: bool, **over: Any) -> dict[str, Any]:
         "bulk": {
             "files": 3000,
             "wait": 20.0,
+            "checkout_s": 0.6,
             "live_s": 1.2,
             "missing_after": 0,
             "counters": counters(batches=1),
@@ -218,7 +228,8 @@ def test_every_target_met() -> None:
                 "bulk": {
                     "files": 3000,
                     "wait": 20.0,
-                    "live_s": 2.01,
+                    "checkout_s": 0.6,
+                    "live_s": 2.61,
                     "missing_after": 0,
                     "counters": counters(batches=1),
                 }
@@ -230,6 +241,7 @@ def test_every_target_met() -> None:
                 "bulk": {
                     "files": 3000,
                     "wait": 20.0,
+                    "checkout_s": 0.6,
                     "live_s": None,
                     "missing_after": 3,
                     "counters": counters(batches=2),
@@ -275,3 +287,40 @@ def test_a_nan_or_missing_phase_is_no_pass() -> None:
     # a phase only one tool ran has no comparison target; the sidecar's own ones stay
     got = verdicts(results(True), {})
     assert "sync_edit_to_live_le_0.3x" not in got and "touch_zero_syncs" in got
+
+
+def full(sidecar: bool) -> dict[str, Any]:
+    """`results` with every figure the report prints, made by the same functions `record`
+    uses where they are pure."""
+    out = results(sidecar)
+    out["touch"] |= {"paths_touched": 503, "builds": 0, "creates": 0, "counters": counters()}
+    out["delete"] |= {"statuses": [[200, 0.0], [404, 0.1]], "creates": 0, "phases": {}}
+    out["delete"]["counters"] = counters(failures=0 if sidecar else 1, messages=["rm failed"])
+    out["bulk"] |= {"creates": 0, "phases": {"sync": 0.9}}
+    window = {
+        "since": 100.0,
+        "end": 105.0,
+        "content": "new",
+        "result": "ok",
+        "finished_at": 102.0,
+        "replicas_after": 2,
+        "tool": {},
+        "requests": [[100.5, 100.51, 200, "new"]],
+    }
+    runs = [zda.analyse_redeploy(window | {"index": i}) for i in range(5)]
+    load = {"seconds": 30.0, "late_ticks": 0, "replicas_final": 2}
+    out["restart"] = zda.summarise(5, runs, zda.analyse([], 98.0, "initial"), [], load)
+    out["restart"]["counters"] = counters(restarts=5)
+    if not sidecar:
+        out["restart"]["failed_in_windows"] = 120
+    return out
+
+
+def test_report_prints_every_phase_and_verdict() -> None:
+    text, found = sync_report.report(full(True), full(False), 50.0)
+    for title in ("1. sync", "2. touch", "3. delete", "4. git checkout", "5. sync+restart"):
+        assert title in text
+    assert "6. rebuild" in text
+    assert text.count("PASS") == 2 * len(found) == 20  # in the table and in the list
+    assert "never within 10 s" in text  # compose watch's delete
+    assert "compose watch, delete: rm failed" in text
