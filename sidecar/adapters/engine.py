@@ -23,6 +23,7 @@ from sidecar.core.types import ExecResult
 # often carry a static busybox, distroless ones nothing at all)
 DELETERS: tuple[tuple[str, ...], ...] = (("rm", "-rf", "--"), ("busybox", "rm", "-rf", "--"))
 _ARGS_PER_EXEC = 500
+_POOL = 32
 _OUTPUT_TAIL = 2000
 
 
@@ -69,7 +70,10 @@ class Engine:
                 if self._base_url:
                     kwargs["base_url"] = self._base_url
                 self._client = docker.APIClient(
-                    version="auto", timeout=int(self._timeout), **kwargs
+                    version="auto",
+                    timeout=int(self._timeout),
+                    max_pool_size=_POOL,  # one connection per worker that copies at once
+                    **kwargs,
                 )
             return self._client
 

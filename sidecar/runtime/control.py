@@ -42,6 +42,7 @@ class Host(Protocol):
     def safe_docker(self, fn: Callable[[], T], default: T) -> T: ...
     def event(self, kind: str, service: str = "", **fields: object) -> None: ...
     def reload_project(self) -> None: ...
+    def act_on_pending(self, name: str, when: str) -> None: ...
     def request_stop(self) -> None: ...
     def cancel_all_builds(self) -> None: ...
 
@@ -174,10 +175,10 @@ class Control:
             self.pauses = was.pause(target) if pause else was.resume(target)
             self.d.safe(self.d.store.set_paused_members, self.pauses.members())
             if not pause:
-                for name, count in self.d.sources.pending().items():
+                for name in self.d.sources.pending():
                     if was.is_paused(name) and not self.is_paused(name):
-                        # what changed while paused gets built now
-                        self.d.jobs.request(name, f"{count} files changed while paused")
+                        # what changed while paused gets built (or synced) now
+                        self.d.act_on_pending(name, "while paused")
             self._answer(entry_id, cmd.id, True, self.pauses.describe(target), cmd)
         elif cmd.action is Action.RELOAD:
             self.d.reload_project()

@@ -428,11 +428,10 @@ class Daemon:
         self._event("project-reloaded", actions=len(actions))
         self._execute(actions)
         for name in resync:
-            self._request_sync(name, SyncWork(full=True))
-        for svc, count in self.sources.pending().items():
-            if svc in project.services:
-                # changes whose build failed (possibly because of this very file) get another go
-                self.jobs.request(svc, f"{count} files not yet built")
+            self._request_sync(name, SyncWork(full=True, reset=True))
+        for svc in self.sources.pending():
+            # changes whose build failed (possibly because of this very file) get another go
+            self.act_on_pending(svc, "and not yet built")
 
     def _keep_invalid_services(self, project: Project) -> Project:
         """A service whose x-sidecar is invalid is reported and left as it is: it keeps its
@@ -518,9 +517,10 @@ class Daemon:
         for svc, diff in changed.items():
             self._on_changes(svc, diff)
 
-    def _on_changes(self, name: str, diff: Digests, when: str = "") -> None:
+    def _on_changes(self, name: str, diff: Digests, when: str = "", restart: bool = True) -> None:
         """Files of a service really changed: what its rules ask (compose's order: rebuild,
-        sync, restart, exec; every matching rule applies)."""
+        sync, restart, exec; every matching rule applies). `restart=False`: changes seen
+        before, acted on again (a restart rule already fired for them)."""
         spec = self.project.services.get(name)
         if spec is None or spec.invalid:
             return
@@ -532,8 +532,8 @@ class Daemon:
         suffix = f" {when}" if when else ""
         if work.rebuild:
             self.jobs.request(name, f"{len(diff)} files changed{suffix}")
-        if work.sync or work.restart:
-            self._request_sync(name, SyncWork(work.sync, work.restart))
+        if work.sync or (work.restart and restart):
+            self._request_sync(name, SyncWork(work.sync, work.restart and restart))
 
     def _request_sync(self, name: str, work: SyncWork) -> None:
         """The work waits here until the service's next SYNC job takes all of it: changes
@@ -636,6 +636,13 @@ class Daemon:
 
     def reload_project(self) -> None:
         self._reload_project()
+
+    def act_on_pending(self, name: str, when: str) -> None:
+        """Changes seen but not yet built (a failed build, a pause): what their rules ask
+        (a rebuild only for files whose rules rebuild; synced files are no build)."""
+        diff = self.sources.pending_files(name)
+        if diff:
+            self._on_changes(name, diff, when, restart=False)
 
     def cancel_all_builds(self) -> None:
         self.cancel_builds.set()

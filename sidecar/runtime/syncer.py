@@ -47,10 +47,16 @@ class SyncWork:
     paths: frozenset[str] = frozenset()  # host paths matched by sync rules
     restart: bool = False  # a `restart` rule matched a changed file
     full: bool = False  # compare every file under the sync paths (start-up, rules changed)
+    # the rules changed: what the record says was synced may sit at other targets now, so
+    # every container gets the whole record again
+    reset: bool = False
 
     def merged(self, other: SyncWork) -> SyncWork:
         return SyncWork(
-            self.paths | other.paths, self.restart or other.restart, self.full or other.full
+            self.paths | other.paths,
+            self.restart or other.restart,
+            self.full or other.full,
+            self.reset or other.reset,
         )
 
     def __bool__(self) -> bool:
@@ -194,8 +200,10 @@ class Syncer:
     def run(self, spec: ServiceSpec, work: SyncWork) -> SyncReport:
         """One batch: sync, then restart, then exec, as compose orders them."""
         t0 = time.monotonic()
-        observed, initial, walked = self._observe(spec, work)
         rec = self.record(spec.name)
+        if work.reset:
+            rec.behind()
+        observed, initial, walked = self._observe(spec, work)
         image = self._image_digests(spec, observed)
         diff = sync_diff(observed, rec.files, image)
         # a file the full walk found that neither the record nor a build knows: what the

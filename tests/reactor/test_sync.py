@@ -247,11 +247,22 @@ def test_an_invalid_rule_is_reported_and_changes_nothing(world: World) -> None:
 
 
 def test_a_rule_edited_in_the_compose_file_takes_effect_without_a_restart(world: World) -> None:
-    watched(world)
+    watched(world, SYNC, {"action": "restart", "path": "./web/conf"})
     world.start()
     [inst] = world.docker.running("web")
-    new_rules(world, {"action": "sync", "path": "./web/www", "target": "/srv"})
+    world.edit("web/www/index.html", "v2")
+    world.edit("web/conf/app.ini", "x=1")
+    world.settle()
+    assert world.docker.restarts == [inst.id]
+    new_rules(
+        world,
+        {"action": "sync", "path": "./web/www", "target": "/srv"},
+        {"action": "restart", "path": "./web/conf"},
+    )
     assert [i.id for i in world.docker.running("web")] == [inst.id]  # nothing recreated
+    assert world.builds("web") == 0  # synced files are no build the reload owes
+    assert world.docker.restarts == [inst.id]  # nor a second restart
+    assert world.docker.content(inst.id, "/srv/index.html") == b"v2"  # the record moved too
     world.edit("web/www/index.html", "v3")
     world.settle()
     assert world.docker.content(inst.id, "/srv/index.html") == b"v3"
