@@ -120,8 +120,10 @@ class Daemon:
         )
         self.syncer = Syncer(compose, store, self.deployer, self._event, self.mapper)
         self.deployer.prepare = self.syncer.catch_up
-        # develop.watch work waiting for its service's next SYNC job
+        # develop.watch work waiting for its service's next SYNC job; services whose last
+        # sync failed (Docker away, a copy refused) compare everything at the next resync
         self.sync_work: dict[str, SyncWork] = {}
+        self.sync_parked: set[str] = set()
         self.runner = JobRunner(
             compose,
             self.deployer,
@@ -587,6 +589,8 @@ class Daemon:
                 self.sources.built(name, done.snapshot)
             if done.sync is not None and done.sync.fallback:
                 self._request_build(name, done.sync.fallback)
+            if done.sync is not None and not done.sync.ok:
+                self.sync_parked.add(name)  # nothing is lost: the next resync retries all
             if outcome.error:
                 step = done.build if done.build and not done.build.ok else done.deploy
                 logger.error(
@@ -636,6 +640,13 @@ class Daemon:
 
     def reload_project(self) -> None:
         self._reload_project()
+
+    def unpark_syncs(self) -> None:
+        """The resync: services whose sync failed compare every synced path again."""
+        for name in sorted(self.sync_parked):
+            if name in self.project.services:
+                self._request_sync(name, SyncWork(full=True))
+        self.sync_parked.clear()
 
     def act_on_pending(self, name: str, when: str) -> None:
         """Changes seen but not yet built (a failed build, a pause): what their rules ask

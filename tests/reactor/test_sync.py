@@ -266,3 +266,19 @@ def test_a_rule_edited_in_the_compose_file_takes_effect_without_a_restart(world:
     world.edit("web/www/index.html", "v3")
     world.settle()
     assert world.docker.content(inst.id, "/srv/index.html") == b"v3"
+
+
+def test_a_sync_while_docker_is_away_is_retried_by_the_next_resync(world: World) -> None:
+    watched(world)
+    world.start()
+    [inst] = world.docker.running("web")
+    world.docker.away = True
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    world.docker.away = False
+    assert world.docker.content(inst.id, "/www/index.html") is None
+    assert world.store.builds["web"]["last_sync_result"] == "failed"
+    assert "DockerAway" in evs(world, "sync-failed")[-1]["error"]
+    world.d.healing.resync("docker daemon reconnected", plain_too=True)
+    world.settle()
+    assert world.docker.content(inst.id, "/www/index.html") == b"v2"
