@@ -11,6 +11,7 @@ import io
 import tarfile
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import docker
 from docker.errors import DockerException
@@ -76,6 +77,12 @@ class Engine:
                     **kwargs,
                 )
             return self._client
+
+    def running(self, labels: list[str]) -> list[dict[str, Any]]:
+        """Running containers with all these labels (`key=value`): one API call, where the
+        CLI costs a process (~40 ms) on every sync's path."""
+        found: list[dict[str, Any]] = self.api.containers(filters={"label": labels})
+        return found
 
     def copy_in(self, container_id: str, tar: bytes) -> None:
         """Extract `tar` at / in the container, owners mapped to the container's user as

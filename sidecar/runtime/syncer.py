@@ -213,7 +213,7 @@ class Syncer:
             for r, d in diff.items()
             if r not in walked or r in rec.files or r in image or r in initial
         }
-        instances = [i for i in self.compose.instances(spec.name) if i.state == "running"]
+        instances = self.compose.running_instances(spec.name)
         shares = [
             _Sent(i, payload(rec.containers.get(i.id), rec.gen, diff, rec.files, initial))
             for i in instances
@@ -268,9 +268,8 @@ class Syncer:
         """After compose (re)created containers of a plain service."""
         if not spec.sync_rules:
             return
-        for inst in self.compose.instances(spec.name):
-            if inst.state == "running":
-                self.catch_up(spec, inst)
+        for inst in self.compose.running_instances(spec.name):
+            self.catch_up(spec, inst)
 
     # --- steps ---------------------------------------------------------------------------
     def _send(
@@ -398,7 +397,7 @@ class Syncer:
             done = self.deployer.restart(spec)
             ok, detail, count = done.ok, done.detail, done.started
         else:
-            running = [i for i in self.compose.instances(spec.name) if i.state == "running"]
+            running = self.compose.running_instances(spec.name)
             self.deployer.rotation.expect_exit([i.id for i in running])
             errors = [
                 e
@@ -428,7 +427,7 @@ class Syncer:
         rule = next(r for r in spec.watch if r.index == index)
         assert rule.exec is not None
         x = rule.exec
-        running = [i for i in self.compose.instances(spec.name) if i.state == "running"]
+        running = self.compose.running_instances(spec.name)
 
         def one(inst: Instance) -> None:
             t0 = time.monotonic()
