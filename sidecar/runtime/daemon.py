@@ -355,7 +355,7 @@ class Daemon:
         # builds that succeeded while Redis was away are committed now; the hash cache is
         # rebuilt from disk; pending (unbuilt) changes stay pending
         self.sources.save_unsaved()
-        self.syncer.save_unsaved()
+        self.syncer.save_unsaved(everything=True)
         missing = self.sources.rebuild_cache([s.name for s in self.project.built_services()])
         self._safe(
             self.store.heartbeat,

@@ -118,7 +118,11 @@ class Syncer:
         except StoreUnavailable:
             self.unsaved.add(service)
 
-    def save_unsaved(self) -> None:
+    def save_unsaved(self, everything: bool = False) -> None:
+        """Write what Redis missed; `everything`: Redis lost its data, rewrite every record."""
+        if everything:
+            with self._lock:
+                self.unsaved |= set(self._records)
         for service in list(self.unsaved):
             self._save(service, {})
 

@@ -282,3 +282,15 @@ def test_a_sync_while_docker_is_away_is_retried_by_the_next_resync(world: World)
     world.d.healing.resync("docker daemon reconnected", plain_too=True)
     world.settle()
     assert world.docker.content(inst.id, "/www/index.html") == b"v2"
+
+
+def test_redis_restarted_empty_gets_the_sync_record_back(world: World) -> None:
+    watched(world)
+    world.start()
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    recorded = dict(world.store.synced["web"])
+    world.store.up(empty=True)  # restarted without persistence
+    world.clock.advance(world.settings.heartbeat_interval_s + 0.1)
+    world.settle()
+    assert world.store.synced["web"] == recorded
