@@ -448,6 +448,30 @@ class Compose:
         return len(ids)
 
     # --- inside running containers (develop.watch) --------------------------------------
+    def running_instances(self, service: str) -> list[Instance]:
+        """The service's running containers, oldest first, through the Engine API (only id,
+        name, number, image and creation time are filled in: what a sync needs)."""
+        labels = [f"{PROJECT_LABEL}={self.project_name}", f"{SERVICE_LABEL}={service}"]
+        out = []
+        for c in self.engine.running(labels):
+            lab = c.get("Labels") or {}
+            if lab.get(ONEOFF_LABEL) == "True":
+                continue
+            out.append(
+                Instance(
+                    id=c["Id"],
+                    name=(c.get("Names") or ["/?"])[0].lstrip("/"),
+                    number=int(lab.get(NUMBER_LABEL, "0") or 0),
+                    image=c.get("Image", ""),
+                    state="running",
+                    health=None,
+                    ips={},
+                    host_ports={},
+                    created=float(c.get("Created", 0)),
+                )
+            )
+        return sorted(out, key=lambda i: (i.created, i.number))
+
     def copy_in(self, container_id: str, tar: bytes) -> None:
         self.engine.copy_in(container_id, tar)
 

@@ -8,9 +8,12 @@ names travel inside the tar or as separate arguments of `rm`."""
 from __future__ import annotations
 
 import io
+import os
+import stat
 import tarfile
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import docker
 from docker.errors import DockerException
@@ -23,28 +26,38 @@ from sidecar.core.types import ExecResult
 # often carry a static busybox, distroless ones nothing at all)
 DELETERS: tuple[tuple[str, ...], ...] = (("rm", "-rf", "--"), ("busybox", "rm", "-rf", "--"))
 _ARGS_PER_EXEC = 500
+_POOL = 32
 _OUTPUT_TAIL = 2000
 
 
 def build_tar(files: Mapping[str, str]) -> tuple[bytes, int]:
     """One tar of host files at their container paths (container path -> host path), modes,
     owners, mtimes and symlinks kept (a symlink travels as a link, as compose sends it). A
-    file that vanished meanwhile is left out. (tar bytes, payload bytes)."""
+    file that vanished meanwhile is left out. (tar bytes, payload bytes).
+
+    Headers are made from one lstat each: tarfile's gettarinfo also looks up user and group
+    names, which made 3,000 files take 0.65 s instead of 0.1 s."""
     buf = io.BytesIO()
     size = 0
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tar:
         for target, host in sorted(files.items()):
-            name = target.lstrip("/")
             try:
-                info = tar.gettarinfo(host, arcname=name)
-                if info.isreg():
+                st = os.lstat(host)
+                info = tarfile.TarInfo(target.lstrip("/"))
+                info.mode, info.uid, info.gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+                info.mtime = int(st.st_mtime)
+                if stat.S_ISLNK(st.st_mode):
+                    info.type, info.linkname = tarfile.SYMTYPE, os.readlink(host)
+                    tar.addfile(info)
+                elif stat.S_ISDIR(st.st_mode):
+                    info.type = tarfile.DIRTYPE
+                    tar.addfile(info)
+                elif stat.S_ISREG(st.st_mode):
                     with open(host, "rb") as f:
                         data = f.read()
                     info.size = len(data)  # the bytes read are what is sent
                     tar.addfile(info, io.BytesIO(data))
                     size += len(data)
-                else:
-                    tar.addfile(info)
             except FileNotFoundError:
                 continue
     return buf.getvalue(), size
@@ -69,9 +82,18 @@ class Engine:
                 if self._base_url:
                     kwargs["base_url"] = self._base_url
                 self._client = docker.APIClient(
-                    version="auto", timeout=int(self._timeout), **kwargs
+                    version="auto",
+                    timeout=int(self._timeout),
+                    max_pool_size=_POOL,  # one connection per worker that copies at once
+                    **kwargs,
                 )
             return self._client
+
+    def running(self, labels: list[str]) -> list[dict[str, Any]]:
+        """Running containers with all these labels (`key=value`): one API call, where the
+        CLI costs a process (~40 ms) on every sync's path."""
+        found: list[dict[str, Any]] = self.api.containers(filters={"label": labels})
+        return found
 
     def copy_in(self, container_id: str, tar: bytes) -> None:
         """Extract `tar` at / in the container, owners mapped to the container's user as

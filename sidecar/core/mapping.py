@@ -199,9 +199,11 @@ class PathMapper:
         if rule is None or not rule.target:
             return None
         path = posixpath.normpath(path)
-        target = "/" + rule.target.lstrip("/")  # relative targets start at / (as compose's tar)
+        target = "/" + rule.target.strip("/")  # relative targets start at / (as compose's tar)
         if path == rule.path:
-            return posixpath.normpath(target)
+            return target
+        if path.startswith(rule.path.rstrip("/") + "/"):  # the usual case, without relpath
+            return target.rstrip("/") + "/" + path[len(rule.path.rstrip("/")) + 1 :]
         return posixpath.normpath(posixpath.join(target, _rel(path, rule.path)))
 
     def in_context(self, service: str, path: str) -> bool:

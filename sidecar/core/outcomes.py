@@ -76,4 +76,6 @@ def _sync_outcome(done: JobDone, known: bool) -> Outcome:
     events: list[tuple[str, Fields]] = []
     if sync.changed:
         events.append(("job-finished", {"job": "sync", "result": "ok" if sync.ok else "failed"}))
+    elif not sync.ok:  # it failed before reaching any container (Docker away, say)
+        events.append(("sync-failed", {"error": sync.detail}))
     return Outcome(fields, False, events, "" if sync.ok else f"sync failed: {sync.detail}")

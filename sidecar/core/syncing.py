@@ -97,12 +97,16 @@ class SyncRecord:
         for cid in reached:
             self.containers[cid] = self.gen
 
+    def behind(self) -> None:
+        """Every container needs the whole record again (the rules changed)."""
+        self.gen += 1
+        self.containers.clear()
+
     def rebuilt(self, covered: Collection[str]) -> None:
         """A new image holds these paths as they are on disk: they leave the record. Every
         container is behind (the new ones get what is left)."""
         self.files = {r: d for r, d in self.files.items() if r not in covered}
-        self.gen += 1
-        self.containers.clear()
+        self.behind()
 
 
 def exec_rules_fired(spec: ServiceSpec, synced_by_rule: Mapping[int, int]) -> list[int]:

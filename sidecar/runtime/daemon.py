@@ -120,8 +120,10 @@ class Daemon:
         )
         self.syncer = Syncer(compose, store, self.deployer, self._event, self.mapper)
         self.deployer.prepare = self.syncer.catch_up
-        # develop.watch work waiting for its service's next SYNC job
+        # develop.watch work waiting for its service's next SYNC job; services whose last
+        # sync failed (Docker away, a copy refused) compare everything at the next resync
         self.sync_work: dict[str, SyncWork] = {}
+        self.sync_parked: set[str] = set()
         self.runner = JobRunner(
             compose,
             self.deployer,
@@ -353,7 +355,7 @@ class Daemon:
         # builds that succeeded while Redis was away are committed now; the hash cache is
         # rebuilt from disk; pending (unbuilt) changes stay pending
         self.sources.save_unsaved()
-        self.syncer.save_unsaved()
+        self.syncer.save_unsaved(everything=True)
         missing = self.sources.rebuild_cache([s.name for s in self.project.built_services()])
         self._safe(
             self.store.heartbeat,
@@ -428,11 +430,10 @@ class Daemon:
         self._event("project-reloaded", actions=len(actions))
         self._execute(actions)
         for name in resync:
-            self._request_sync(name, SyncWork(full=True))
-        for svc, count in self.sources.pending().items():
-            if svc in project.services:
-                # changes whose build failed (possibly because of this very file) get another go
-                self.jobs.request(svc, f"{count} files not yet built")
+            self._request_sync(name, SyncWork(full=True, reset=True))
+        for svc in self.sources.pending():
+            # changes whose build failed (possibly because of this very file) get another go
+            self.act_on_pending(svc, "and not yet built")
 
     def _keep_invalid_services(self, project: Project) -> Project:
         """A service whose x-sidecar is invalid is reported and left as it is: it keeps its
@@ -518,9 +519,10 @@ class Daemon:
         for svc, diff in changed.items():
             self._on_changes(svc, diff)
 
-    def _on_changes(self, name: str, diff: Digests, when: str = "") -> None:
+    def _on_changes(self, name: str, diff: Digests, when: str = "", restart: bool = True) -> None:
         """Files of a service really changed: what its rules ask (compose's order: rebuild,
-        sync, restart, exec; every matching rule applies)."""
+        sync, restart, exec; every matching rule applies). `restart=False`: changes seen
+        before, acted on again (a restart rule already fired for them)."""
         spec = self.project.services.get(name)
         if spec is None or spec.invalid:
             return
@@ -532,8 +534,8 @@ class Daemon:
         suffix = f" {when}" if when else ""
         if work.rebuild:
             self.jobs.request(name, f"{len(diff)} files changed{suffix}")
-        if work.sync or work.restart:
-            self._request_sync(name, SyncWork(work.sync, work.restart))
+        if work.sync or (work.restart and restart):
+            self._request_sync(name, SyncWork(work.sync, work.restart and restart))
 
     def _request_sync(self, name: str, work: SyncWork) -> None:
         """The work waits here until the service's next SYNC job takes all of it: changes
@@ -587,6 +589,8 @@ class Daemon:
                 self.sources.built(name, done.snapshot)
             if done.sync is not None and done.sync.fallback:
                 self._request_build(name, done.sync.fallback)
+            if done.sync is not None and not done.sync.ok:
+                self.sync_parked.add(name)  # nothing is lost: the next resync retries all
             if outcome.error:
                 step = done.build if done.build and not done.build.ok else done.deploy
                 logger.error(
@@ -636,6 +640,20 @@ class Daemon:
 
     def reload_project(self) -> None:
         self._reload_project()
+
+    def unpark_syncs(self) -> None:
+        """The resync: services whose sync failed compare every synced path again."""
+        for name in sorted(self.sync_parked):
+            if name in self.project.services:
+                self._request_sync(name, SyncWork(full=True))
+        self.sync_parked.clear()
+
+    def act_on_pending(self, name: str, when: str) -> None:
+        """Changes seen but not yet built (a failed build, a pause): what their rules ask
+        (a rebuild only for files whose rules rebuild; synced files are no build)."""
+        diff = self.sources.pending_files(name)
+        if diff:
+            self._on_changes(name, diff, when, restart=False)
 
     def cancel_all_builds(self) -> None:
         self.cancel_builds.set()

@@ -148,6 +148,7 @@ class Healing:
     def resync(self, reason: str, plain_too: bool = False) -> None:
         """Level-triggered repair: converge every served service against what Docker says;
         after a daemon restart also bring plain services back up."""
+        self.h.unpark_syncs()
         running: set[str] = set()
         if plain_too:
             running = self.h.safe_docker(self.h.compose.running_services, set())

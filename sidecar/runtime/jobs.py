@@ -12,7 +12,7 @@ from loguru import logger
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import Digests, Kind
 from sidecar.core.ports import Clock, DockerPort
-from sidecar.core.types import CommandResult, JobDone
+from sidecar.core.types import CommandResult, JobDone, SyncReport
 from sidecar.runtime.deployer import Deployer
 from sidecar.runtime.syncer import Syncer, SyncWork
 
@@ -50,7 +50,17 @@ class JobRunner:
         sync = None
         try:
             if kind is Kind.SYNC:
-                sync = self.syncer.run(svc, work or SyncWork())
+                try:
+                    sync = self.syncer.run(svc, work or SyncWork())
+                except Exception as exc:  # noqa: BLE001 - Docker away, a file unreadable...
+                    logger.opt(exception=exc).warning("sync of {} failed", svc.name)
+                    error = f"{type(exc).__name__}: {exc}"[:500]
+                    fields = {
+                        "last_sync_at": f"{self.clock.time():.3f}",
+                        "last_sync_result": "failed",
+                        "last_sync_error": error,
+                    }
+                    sync = SyncReport(False, error, fields=fields)
                 deploy = CommandResult(sync.ok, sync.seconds, sync.detail, changed=sync.changed)
             elif kind is Kind.BUILD and not svc.served:
                 # one compose run builds and recreates; it reports whether it got past the build

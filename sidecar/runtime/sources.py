@@ -190,6 +190,9 @@ class Sources:
             if self.store.available:
                 del self.unsaved[service]
 
+    def pending_files(self, service: str) -> Digests:
+        return dict(self.overlay.pending.get(service, {}))
+
     def pending(self) -> dict[str, int]:
         return {svc: len(p) for svc, p in self.overlay.pending.items() if p}
 

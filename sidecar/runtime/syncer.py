@@ -47,10 +47,16 @@ class SyncWork:
     paths: frozenset[str] = frozenset()  # host paths matched by sync rules
     restart: bool = False  # a `restart` rule matched a changed file
     full: bool = False  # compare every file under the sync paths (start-up, rules changed)
+    # the rules changed: what the record says was synced may sit at other targets now, so
+    # every container gets the whole record again
+    reset: bool = False
 
     def merged(self, other: SyncWork) -> SyncWork:
         return SyncWork(
-            self.paths | other.paths, self.restart or other.restart, self.full or other.full
+            self.paths | other.paths,
+            self.restart or other.restart,
+            self.full or other.full,
+            self.reset or other.reset,
         )
 
     def __bool__(self) -> bool:
@@ -66,6 +72,13 @@ class _Sent:
     ok: bool = True
     error: str = ""
     cannot_delete: bool = False
+
+
+@dataclass(frozen=True)
+class _Package:
+    tar: bytes
+    size: int
+    deletes: list[str]
 
 
 class Syncer:
@@ -112,7 +125,11 @@ class Syncer:
         except StoreUnavailable:
             self.unsaved.add(service)
 
-    def save_unsaved(self) -> None:
+    def save_unsaved(self, everything: bool = False) -> None:
+        """Write what Redis missed; `everything`: Redis lost its data, rewrite every record."""
+        if everything:
+            with self._lock:
+                self.unsaved |= set(self._records)
         for service in list(self.unsaved):
             self._save(service, {})
 
@@ -194,8 +211,10 @@ class Syncer:
     def run(self, spec: ServiceSpec, work: SyncWork) -> SyncReport:
         """One batch: sync, then restart, then exec, as compose orders them."""
         t0 = time.monotonic()
-        observed, initial, walked = self._observe(spec, work)
         rec = self.record(spec.name)
+        if work.reset:
+            rec.behind()
+        observed, initial, walked = self._observe(spec, work)
         image = self._image_digests(spec, observed)
         diff = sync_diff(observed, rec.files, image)
         # a file the full walk found that neither the record nor a build knows: what the
@@ -205,7 +224,7 @@ class Syncer:
             for r, d in diff.items()
             if r not in walked or r in rec.files or r in image or r in initial
         }
-        instances = [i for i in self.compose.instances(spec.name) if i.state == "running"]
+        instances = self.compose.running_instances(spec.name)
         shares = [
             _Sent(i, payload(rec.containers.get(i.id), rec.gen, diff, rec.files, initial))
             for i in instances
@@ -247,7 +266,8 @@ class Syncer:
             self._save(spec.name, {})
             return None
         share = _Sent(inst, set(rec.files))
-        self._copy(spec, share, rec.files)
+        targets = self._all_targets(spec, share.rels)
+        self._copy(share, self._package(share.rels, rec.files, targets))
         if not share.ok and not share.cannot_delete:
             self.events("sync-failed", spec.name, instance=inst.name, error=share.error)
             return f"sync of {len(share.rels)} files failed: {share.error}"
@@ -260,9 +280,8 @@ class Syncer:
         """After compose (re)created containers of a plain service."""
         if not spec.sync_rules:
             return
-        for inst in self.compose.instances(spec.name):
-            if inst.state == "running":
-                self.catch_up(spec, inst)
+        for inst in self.compose.running_instances(spec.name):
+            self.catch_up(spec, inst)
 
     # --- steps ---------------------------------------------------------------------------
     def _send(
@@ -285,7 +304,13 @@ class Syncer:
             deletes=deletes,
             containers=len(shares),
         )
-        sizes = list(self._pool.map(lambda s: self._copy(spec, s, digests), shares))
+        targets = self._all_targets(spec, every)
+        packages: dict[frozenset[str], _Package] = {}
+        for s in shares:  # containers at the same generation share one tar
+            key = frozenset(s.rels)
+            if key not in packages:
+                packages[key] = self._package(s.rels, digests, targets)
+        sizes = list(self._pool.map(lambda s: self._copy(s, packages[frozenset(s.rels)]), shares))
         reached = [s.inst.id for s in shares if s.ok]
         sent = {r: digests.get(r) for r in every}
         rec.applied(sent, reached, [i.id for i in instances])
@@ -320,37 +345,47 @@ class Syncer:
             )
         by_rule: dict[int, int] = {}
         for rel in sent:
-            for rule, _ in self._targets(spec, self.mapper.abs(rel)):
+            for rule, _ in targets.get(rel, ()):
                 by_rule[rule.index] = by_rule.get(rule.index, 0) + 1
         ok = not failed
         detail = f"synced {len(every)} files to {len(reached)} containers"
         return SyncReport(ok, detail, True, fallback, seconds, fields), by_rule
 
-    def _copy(self, spec: ServiceSpec, share: _Sent, digests: Digests) -> int:
-        """One container: one tar of what exists, one rm of what does not. Bytes sent."""
+    def _all_targets(
+        self, spec: ServiceSpec, rels: Iterable[str]
+    ) -> dict[str, list[tuple[WatchRule, str]]]:
+        return {rel: self._targets(spec, self.mapper.abs(rel)) for rel in rels}
+
+    def _package(
+        self, rels: Iterable[str], digests: Digests, targets: dict[str, list[tuple[WatchRule, str]]]
+    ) -> _Package:
+        """What one container receives, made once however many containers receive it."""
         files: dict[str, str] = {}
         deletes: list[str] = []
-        for rel in share.rels:
+        for rel in rels:
             host = self.mapper.abs(rel)
-            for _, target in self._targets(spec, host):
+            for _, target in targets.get(rel, ()):
                 if digests.get(rel) is None:
                     deletes.append(target)
                 else:
                     files[target] = host
-        size = 0
+        tar, size = build_tar(files) if files else (b"", 0)
+        return _Package(tar, size, deletes)
+
+    def _copy(self, share: _Sent, package: _Package) -> int:
+        """One container: one rm of what is gone, one tar of what exists. Bytes sent."""
         try:
-            if deletes:
+            if package.deletes:
                 try:
-                    self.compose.delete_in(share.inst.id, deletes)
+                    self.compose.delete_in(share.inst.id, package.deletes)
                 except CannotDelete:
                     share.cannot_delete = True
-            if files:
-                tar, size = build_tar(files)
-                self.compose.copy_in(share.inst.id, tar)
+            if package.tar:
+                self.compose.copy_in(share.inst.id, package.tar)
         except Exception as exc:  # noqa: BLE001 - any Docker error: this container failed
             share.ok = False
             share.error = f"{type(exc).__name__}: {exc}"[:500]
-        return size
+        return package.size
 
     def _fallback(self, spec: ServiceSpec, stuck: list[_Sent], digests: Digests) -> str:
         """Deletes a container cannot do. Built files: the service rebuilds (the new image
@@ -390,7 +425,7 @@ class Syncer:
             done = self.deployer.restart(spec)
             ok, detail, count = done.ok, done.detail, done.started
         else:
-            running = [i for i in self.compose.instances(spec.name) if i.state == "running"]
+            running = self.compose.running_instances(spec.name)
             self.deployer.rotation.expect_exit([i.id for i in running])
             errors = [
                 e
@@ -420,7 +455,7 @@ class Syncer:
         rule = next(r for r in spec.watch if r.index == index)
         assert rule.exec is not None
         x = rule.exec
-        running = [i for i in self.compose.instances(spec.name) if i.state == "running"]
+        running = self.compose.running_instances(spec.name)
 
         def one(inst: Instance) -> None:
             t0 = time.monotonic()

@@ -202,6 +202,9 @@ class FakeDocker:
     def _service_of(self, cid: str) -> str:
         return self.containers[cid].image.removeprefix(f"{self.project_name}-")
 
+    def running_instances(self, service: str) -> list[Instance]:
+        return self.running(service)
+
     def copy_in(self, container_id: str, tar: bytes) -> None:
         self._check("copy_in", container_id[:12])
         with tarfile.open(fileobj=io.BytesIO(tar)) as t:

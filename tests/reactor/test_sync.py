@@ -247,11 +247,50 @@ def test_an_invalid_rule_is_reported_and_changes_nothing(world: World) -> None:
 
 
 def test_a_rule_edited_in_the_compose_file_takes_effect_without_a_restart(world: World) -> None:
-    watched(world)
+    watched(world, SYNC, {"action": "restart", "path": "./web/conf"})
     world.start()
     [inst] = world.docker.running("web")
-    new_rules(world, {"action": "sync", "path": "./web/www", "target": "/srv"})
+    world.edit("web/www/index.html", "v2")
+    world.edit("web/conf/app.ini", "x=1")
+    world.settle()
+    assert world.docker.restarts == [inst.id]
+    new_rules(
+        world,
+        {"action": "sync", "path": "./web/www", "target": "/srv"},
+        {"action": "restart", "path": "./web/conf"},
+    )
     assert [i.id for i in world.docker.running("web")] == [inst.id]  # nothing recreated
+    assert world.builds("web") == 0  # synced files are no build the reload owes
+    assert world.docker.restarts == [inst.id]  # nor a second restart
+    assert world.docker.content(inst.id, "/srv/index.html") == b"v2"  # the record moved too
     world.edit("web/www/index.html", "v3")
     world.settle()
     assert world.docker.content(inst.id, "/srv/index.html") == b"v3"
+
+
+def test_a_sync_while_docker_is_away_is_retried_by_the_next_resync(world: World) -> None:
+    watched(world)
+    world.start()
+    [inst] = world.docker.running("web")
+    world.docker.away = True
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    world.docker.away = False
+    assert world.docker.content(inst.id, "/www/index.html") is None
+    assert world.store.builds["web"]["last_sync_result"] == "failed"
+    assert "DockerAway" in evs(world, "sync-failed")[-1]["error"]
+    world.d.healing.resync("docker daemon reconnected", plain_too=True)
+    world.settle()
+    assert world.docker.content(inst.id, "/www/index.html") == b"v2"
+
+
+def test_redis_restarted_empty_gets_the_sync_record_back(world: World) -> None:
+    watched(world)
+    world.start()
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    recorded = dict(world.store.synced["web"])
+    world.store.up(empty=True)  # restarted without persistence
+    world.clock.advance(world.settings.heartbeat_interval_s + 0.1)
+    world.settle()
+    assert world.store.synced["web"] == recorded
