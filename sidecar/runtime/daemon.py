@@ -15,7 +15,7 @@ from typing import ParamSpec, TypeVar
 
 from loguru import logger
 
-from sidecar.adapters import logs
+from sidecar.adapters import logs, neighbours
 from sidecar.adapters.command_reader import CommandReader
 from sidecar.adapters.docker_events import DockerEvents
 from sidecar.adapters.watcher import OVERFLOW, TreeWatcher
@@ -132,6 +132,7 @@ class Daemon:
             settings.build_timeout_s,
             self.clock,
             self.syncer,
+            neighbours.forget if settings.neighbour_flush else None,
         )
         self._last_build: dict[str, dict[str, str]] = {}
         self.control = Control(self)

@@ -27,9 +27,13 @@ class JobRunner:
         build_timeout_s: float,
         clock: Clock,
         syncer: Syncer,
+        recreated: Callable[[list[str]], object] | None = None,
     ) -> None:
         self.clock = clock
         self.syncer = syncer
+        # told the addresses of a plain service's containers after compose recreated them
+        # (adapters.neighbours.forget: no client waits for an ARP retry)
+        self.recreated = recreated
         self.compose = compose
         self.deployer = deployer
         self.report = report
@@ -68,6 +72,7 @@ class JobRunner:
                 build = replace(both, ok=True) if both.touched else both
                 deploy = both if both.touched else None
                 if both.ok:
+                    self._recreated(svc)
                     self.syncer.rebuilt(svc)
                     self.syncer.catch_up_all(svc)
             else:
@@ -98,5 +103,15 @@ class JobRunner:
             self.deployer.unserve(svc.name)
         result = self.compose.up([svc.name])
         if result.ok:
+            self._recreated(svc)
             self.syncer.catch_up_all(svc)  # containers compose made get the synced files
         return result
+
+    def _recreated(self, svc: ServiceSpec) -> None:
+        if self.recreated is None:
+            return
+        try:
+            running = self.compose.running_instances(svc.name)
+            self.recreated([ip for i in running for ip in i.ips.values()])
+        except Exception as exc:  # noqa: BLE001 - an optimisation: never fails the job
+            logger.debug("{}: neighbour flush skipped: {}", svc.name, exc)
