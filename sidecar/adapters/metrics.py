@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from loguru import logger
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from sidecar.core.types import Snapshot
@@ -168,6 +168,10 @@ class Metrics:
             key: Histogram(name, text, labels, registry=self.registry, buckets=buckets)
             for key, (name, text, labels, buckets) in HISTOGRAMS.items()
         }
+        # set by the HTTP server: a client that hung up must bring it down again
+        self.event_streams = Gauge(
+            "sidecar_http_event_streams", "Event streams (SSE) open now.", registry=self.registry
+        )
         if snapshot is not None:
             self.registry.register(SnapshotCollector(snapshot))
 

@@ -128,6 +128,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     if ctx.sse_clients >= ctx.max_sse:
         return error(503, "too many event streams", limit=ctx.max_sse)
     ctx.sse_clients += 1
+    ctx.metrics.event_streams.set(ctx.sse_clients)
     sub = ctx.hub.subscribe()  # before reading the backlog: nothing falls in between
     try:
         key = ctx.current_keys().events
@@ -155,6 +156,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         ctx.hub.unsubscribe(sub)
         ctx.sse_clients -= 1
+        ctx.metrics.event_streams.set(ctx.sse_clients)
 
 
 async def _follow(
