@@ -394,6 +394,11 @@ class Compose:
     def has_image(self, svc: ServiceSpec) -> bool:
         return bool(self._retry(self.docker.image.exists, self.image_name(svc)))
 
+    def image_id(self, svc: ServiceSpec) -> str:
+        """The id of the image the service's name points at now ('' when Docker cannot
+        say): one Engine API call, no CLI process."""
+        return self.engine.image_id(self.image_name(svc))
+
     def scale(self, service: str, replicas: int) -> CommandResult:
         """Run `replicas` containers of the service, never recreating existing ones (new ones
         get the current image and definition)."""

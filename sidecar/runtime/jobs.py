@@ -90,7 +90,20 @@ class JobRunner:
             build, deploy = (
                 (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
             )
-        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync))
+        deployed = kind is not Kind.SYNC and deploy is not None and deploy.ok and deploy.changed
+        image = self._image(svc) if deployed else ""
+        self.report(
+            JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync, image)
+        )
+
+    def _image(self, svc: ServiceSpec) -> str:
+        """The image the service runs after a deploy, for its version record (GET /v1/watch);
+        '' when Docker cannot say: the deploy itself is what counts."""
+        try:
+            return self.compose.image_id(svc)
+        except Exception as exc:  # noqa: BLE001 - a detail of the record, never the job's fate
+            logger.debug("image id of {}: {}", svc.name, exc)
+            return ""
 
     def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
         t0 = self.clock.time()
