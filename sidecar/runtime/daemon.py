@@ -132,6 +132,7 @@ class Daemon:
             settings.build_timeout_s,
             self.clock,
             self.syncer,
+            self._event,
         )
         self._last_build: dict[str, dict[str, str]] = {}
         self.control = Control(self)
