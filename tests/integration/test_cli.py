@@ -11,7 +11,7 @@ import sys
 import time
 
 from testkit.sidecar import Sidecar, converged, start_served
-from testkit.workspace import Workspace
+from testkit.workspace import DOCKERFILE, Workspace
 from tests.integration.conftest import SidecarFactory
 from tests.integration.test_commands import cli
 
@@ -120,6 +120,27 @@ def test_scale_prints_each_instance_started_joined_and_retired(
     refused = cli(sc, "scale", "web", "9")
     assert refused.returncode == 1 and "above the limit" in refused.stderr, refused.stderr
     assert steps(refused.stdout) == ([], []), "a refused command has no steps"
+
+
+def test_a_failed_rollout_says_which_instance_and_why_then_the_error(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    sc = start_served(workspace, sidecar, 2, **SERVE, health={"start_timeout": 2})[0]
+    sc.settle()
+    assert cli(sc, "pause", "web").returncode == 0  # the edit is built by the command only
+    # the new version listens on the wrong port: it never passes its health check
+    workspace.write("web/Dockerfile", DOCKERFILE.replace('"8080"', '"9999"'))
+    out = cli(sc, "rebuild", "web")
+    assert out.returncode == 1, out.stdout + out.stderr
+    texts, result = steps(out.stdout)
+    assert result == [], "the error goes to stderr"
+    assert texts[:2] == ["build started (rebuild)", texts[1]] and texts[1].startswith("built in")
+    (new,) = {t.split()[0] for t in texts[2:]}
+    assert texts[2] == f"{new} started", texts
+    assert texts[3].startswith(f"{new} unhealthy: not healthy within 2s (last probe: "), texts
+    assert texts[4:] == [f"{new} removed before joining"], texts
+    assert "rollout paused" in out.stderr, out.stderr
+    assert converged(sc, "web", 2), "the old instances keep serving"
 
 
 def test_status_watch_prints_frames_until_ctrl_c(
