@@ -298,8 +298,8 @@ def cmd_send(
         return 130
 
 
-# a result key without its answer in the events stream (an event lost while Redis was
-# away) is taken as the answer after this long
+# a result key while no answer came through the events stream (the event lost while Redis
+# was away) is taken as the answer after this long
 RESULT_WITHOUT_EVENT_S = 2.0
 
 
@@ -314,7 +314,11 @@ def _wait_result(
         raw = r.get(keys.result(command_id))
         if raw:
             result_since = result_since or time.monotonic()
-            if follow is None or time.monotonic() - result_since > RESULT_WITHOUT_EVENT_S:
+            # once answers come as events (one per service of a redeploy of all), they count
+            lost = follow is not None and not follow.answers
+            if follow is None or (
+                lost and time.monotonic() - result_since > RESULT_WITHOUT_EVENT_S
+            ):
                 result = json.loads(str(raw))
                 print(result["message"], file=sys.stdout if result["ok"] else sys.stderr)
                 return 0 if result["ok"] else 1
@@ -360,6 +364,7 @@ class _Follow:
         )
         steps: list[progress.Step] = []
         done = False
+        working = self.pending()  # the tables changed before this poll's answers came
         for _stream, entries in resp:
             for entry_id, fields in entries:
                 if done:
@@ -371,19 +376,25 @@ class _Follow:
                     done = progress.finished(self.answers, self.services)
                     continue
                 step = progress.event_step(
-                    fields, self.services, self.command_id, self.keys.project
+                    fields, self.pending(), self.command_id, self.keys.project
                 )
                 if step is not None:
                     steps.append(step)
         tables = self._read_tables()
         changes = [
             progress.table_steps(name, self.tables[name], tables[name], self.keys.project)
-            for name in self.services
+            for name in working
         ]
         self.tables = tables
         for step in progress.in_order(steps, *changes):
             print(progress.format_step(step, time.monotonic() - self.t0, self.width), flush=True)
         return done
+
+    def pending(self) -> list[str]:
+        """The services still at work: what comes after a service's answer (its job's own
+        events) is not part of the command."""
+        answered = {a.service for a in self.answers}
+        return [name for name in self.services if name not in answered]
 
     def report(self) -> int:
         for text, ok in progress.final_lines(self.answers):

@@ -22,7 +22,7 @@ _JOBS = {
     "build": "build started",
     "rollout": "rollout started",
     "converge": "converge started",
-    "up": "recreate started",
+    "up": "compose up started",
 }
 _ERROR_MAX = 200
 Fields = Mapping[str, str]  # an entry of the events stream

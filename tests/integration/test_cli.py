@@ -10,7 +10,8 @@ import subprocess
 import sys
 import time
 
-from testkit.sidecar import Sidecar, converged, start_served
+from testkit.sidecar import Sidecar, converged, served, start_served
+from testkit.wait import wait_for
 from testkit.workspace import DOCKERFILE, Workspace
 from tests.integration.conftest import SidecarFactory
 from tests.integration.test_commands import cli
@@ -120,6 +121,28 @@ def test_scale_prints_each_instance_started_joined_and_retired(
     refused = cli(sc, "scale", "web", "9")
     assert refused.returncode == 1 and "above the limit" in refused.stderr, refused.stderr
     assert steps(refused.stdout) == ([], []), "a refused command has no steps"
+
+
+def test_a_redeploy_of_every_service_waits_for_each_and_says_each_result(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    served(workspace, "web", 2, **SERVE)
+    workspace.add_service("api", publish=False)  # a plain service: recreated, not rolled out
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    wait_for(lambda: converged(sc, "web", 2), 30, "2 instances serving")
+    sc.settle()
+    out = cli(sc, "signal", "redeploy")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    # one result per service, each when its job is done; nothing of a service after its own
+    api, web = sorted(lines[-2:])
+    assert api.startswith("api: ") and web == f"web: {ROLLED_OUT}", out.stdout
+    assert not any("deployed" in x for x in lines), "the job's bookkeeping after its answer"
+    assert any(re.match(r"^\s*\d+\.\ds  api  compose up started \(redeploy\)$", x) for x in lines)
+    assert any(re.match(r"^\s*\d+\.\ds  web  rollout started \(redeploy\)$", x) for x in lines)
+    assert sum("joined the rotation" in x for x in lines) == 2, out.stdout
 
 
 def test_a_failed_rollout_says_which_instance_and_why_then_the_error(

@@ -122,7 +122,7 @@ def ev(kind: str, service: str = "web", **fields: str) -> dict[str, str]:
             ev("converge-started", reason=f"command {CMD}: scale to 3"),
             "converge started (scale to 3)",
         ),
-        (ev("up-started", reason=f"command {CMD}: redeploy"), "recreate started (redeploy)"),
+        (ev("up-started", reason=f"command {CMD}: redeploy"), "compose up started (redeploy)"),
         # another cause keeps its reason (a file change while the command waits)
         (ev("build-started", reason="2 files changed"), "build started (2 files changed)"),
         (ev("sync-started", files="3"), None),
