@@ -20,6 +20,7 @@ from sidecar import __version__
 from sidecar.adapters import logs
 from sidecar.adapters.compose import Compose
 from sidecar.adapters.privileges import NOT_ROOT, Identity, drop_root
+from sidecar.core import progress
 from sidecar.core.keys import Keys
 from sidecar.settings import Settings, redact_url
 
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the daemon in the foreground")
     status = sub.add_parser("status", help="print what the daemon knows (from Redis)")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--watch", "-w", action="store_true", help="redraw every --interval seconds until Ctrl-C"
+    )
+    status.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between --watch frames (2)"
+    )
     sub.add_parser("check", help="exit 0 only if the daemon's heartbeat is fresh")
     scale = sub.add_parser("scale", help="run N instances of a served service")
     scale.add_argument("service")
@@ -84,13 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="print the events stream")
     events.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     events.add_argument("--count", type=int, default=100, help="how many past events")
-    for p in sub.choices.values():
+    for name, p in sub.choices.items():
         if p is not run:
             p.add_argument(
                 "--timeout",
                 type=float,
                 default=300.0,
                 help="seconds to wait for a command's result",
+            )
+        if name not in ("run", "status", "check", "events"):
+            p.add_argument(
+                "--quiet",
+                "-q",
+                action="store_true",
+                help="print only the result, not the steps as they happen",
             )
         _add_setting_flags(p)
     return parser
@@ -146,7 +160,9 @@ def cmd_run(settings: Settings, identity: Identity | str | None = None) -> int:
         return 3
 
 
-def cmd_status(settings: Settings, as_json: bool) -> int:
+def cmd_status(
+    settings: Settings, as_json: bool, watch: bool = False, interval: float = 2.0
+) -> int:
     from sidecar.adapters.status import collect, render
 
     r = redis.Redis.from_url(
@@ -155,17 +171,45 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
         socket_connect_timeout=3,
         socket_timeout=5,
     )
+    keys = _keys(settings)
+    if watch:
+        return _watch_status(r, keys, settings, as_json, max(0.1, interval))
     try:
-        state = collect(r, _keys(settings))
+        state = collect(r, keys)
     except redis.RedisError as exc:
-        print(
-            f"sidecar: cannot read status from Redis at "
-            f"{redact_url(settings.redis_url.get_secret_value())}: {exc}",
-            file=sys.stderr,
-        )
+        print(_unreadable(settings, exc), file=sys.stderr)
         return 2
     print(json.dumps(state, indent=2, sort_keys=True) if as_json else render(state))
     return 0 if state["alive"] else 1
+
+
+def _unreadable(settings: Settings, exc: redis.RedisError) -> str:
+    url = redact_url(settings.redis_url.get_secret_value())
+    return f"sidecar: cannot read status from Redis at {url}: {exc}"
+
+
+def _watch_status(
+    r: redis.Redis, keys: Keys, settings: Settings, as_json: bool, interval: float
+) -> int:
+    """`status --watch`: a frame every `interval` until Ctrl-C (exit 0). With --json one
+    document per line; a Redis that does not answer is a frame saying so."""
+    from sidecar.adapters.status import collect, render, watch_frame
+
+    tty = sys.stdout.isatty() and not as_json
+    try:
+        while True:
+            try:
+                state = collect(r, keys)
+                text = json.dumps(state, sort_keys=True) if as_json else render(state)
+            except redis.RedisError as exc:
+                text = json.dumps({"error": str(exc)}) if as_json else _unreadable(settings, exc)
+            sys.stdout.write(
+                text + "\n" if as_json else watch_frame(text, tty, time.time(), interval)
+            )
+            sys.stdout.flush()
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_check(settings: Settings) -> int:
@@ -195,12 +239,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         return cmd_run(settings, identity)
     if args.command == "status":
-        return cmd_status(settings, args.json)
+        return cmd_status(settings, args.json, args.watch, args.interval)
     if args.command == "check":
         return cmd_check(settings)
     if args.command == "events":
         return cmd_events(settings, args.follow, args.count)
-    return cmd_send(settings, _command_fields(args), args.timeout)
+    return cmd_send(settings, _command_fields(args), args.timeout, args.quiet)
 
 
 def _command_fields(args: argparse.Namespace) -> dict[str, str]:
@@ -223,33 +267,139 @@ def _client(settings: Settings) -> redis.Redis:
     )
 
 
-def cmd_send(settings: Settings, fields: dict[str, str], timeout: float) -> int:
-    """Write a command to the stream and wait for its result (exit 1 with the error)."""
+def cmd_send(
+    settings: Settings, fields: dict[str, str], timeout: float, quiet: bool = False
+) -> int:
+    """Write a command to the stream and wait for its result (exit 1 with the error). The
+    verbs that start work (`progress.follows`) print its steps as they happen, unless quiet."""
     keys = _keys(settings)
     command_id = uuid.uuid4().hex
     try:
         r = _client(settings)
+        follow = None
+        if not quiet and progress.follows(fields["action"]):
+            services = [fields["service"]] if "service" in fields else None
+            follow = _Follow(r, keys, command_id, services)
         entry: dict[Any, Any] = {**fields, "id": command_id}
         r.xadd(keys.commands, entry)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            raw = r.get(keys.result(command_id))
-            if raw:
-                result = json.loads(str(raw))
-                print(result["message"], file=sys.stdout if result["ok"] else sys.stderr)
-                return 0 if result["ok"] else 1
-            time.sleep(0.05)
+        return _wait_result(r, keys, command_id, timeout, follow)
     except redis.RedisError as exc:
         print(
             f"sidecar: redis at {redact_url(settings.redis_url.get_secret_value())}: {exc}",
             file=sys.stderr,
         )
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"sidecar: interrupted; the daemon carries the command out all the same "
+            f"(its result: GET {keys.result(command_id)})",
+            file=sys.stderr,
+        )
+        return 130
+
+
+# a result key while no answer came through the events stream (the event lost while Redis
+# was away) is taken as the answer after this long
+RESULT_WITHOUT_EVENT_S = 2.0
+
+
+def _wait_result(
+    r: redis.Redis, keys: Keys, command_id: str, timeout: float, follow: _Follow | None
+) -> int:
+    deadline = time.monotonic() + timeout
+    result_since: float | None = None
+    while time.monotonic() < deadline:
+        if follow is not None and follow.poll(block_ms=100):
+            return follow.report()
+        raw = r.get(keys.result(command_id))
+        if raw:
+            result_since = result_since or time.monotonic()
+            # once answers come as events (one per service of a redeploy of all), they count
+            lost = follow is not None and not follow.answers
+            if follow is None or (
+                lost and time.monotonic() - result_since > RESULT_WITHOUT_EVENT_S
+            ):
+                result = json.loads(str(raw))
+                print(result["message"], file=sys.stdout if result["ok"] else sys.stderr)
+                return 0 if result["ok"] else 1
+        if follow is None:
+            time.sleep(0.05)
     print(
         f"sidecar: no result within {timeout:g}s (is the daemon running? `sidecar status`)",
         file=sys.stderr,
     )
     return 2
+
+
+class _Follow:
+    """Prints a command's steps as the daemon carries it out: the events stream from just
+    before the command was written, and the services' instance tables, polled (what each
+    becomes is decided in `sidecar.core.progress`)."""
+
+    def __init__(
+        self, r: redis.Redis, keys: Keys, command_id: str, services: list[str] | None
+    ) -> None:
+        self.r, self.keys, self.command_id = r, keys, command_id
+        # no service: the command is about every service of the project
+        self.services = services or sorted(str(s) for s in r.smembers(keys.services))
+        newest: list[Any] = cast(list[Any], r.xrevrange(keys.events, count=1)) or []
+        self.last = str(newest[0][0]) if newest else "0-0"
+        self.tables = self._read_tables()
+        self.answers: list[progress.Answer] = []
+        self.width = max([len(s) for s in self.services] + [1])
+        self.t0 = time.monotonic()
+
+    def _read_tables(self) -> dict[str, dict[str, progress.Seen]]:
+        pipe = self.r.pipeline(transaction=False)
+        for name in self.services:
+            pipe.hgetall(self.keys.instances(name))
+        raw: list[dict[str, str]] = pipe.execute()
+        return {name: progress.parse_table(t) for name, t in zip(self.services, raw, strict=True)}
+
+    def poll(self, block_ms: int | None) -> bool:
+        """Print what happened since the last poll; True once the command is answered."""
+        resp: list[Any] = (
+            cast(list[Any], self.r.xread({self.keys.events: self.last}, count=500, block=block_ms))
+            or []
+        )
+        steps: list[progress.Step] = []
+        done = False
+        working = self.pending()  # the tables changed before this poll's answers came
+        for _stream, entries in resp:
+            for entry_id, fields in entries:
+                if done:
+                    break  # what follows the answer (the job's own bookkeeping) is not ours
+                self.last = str(entry_id)
+                answer = progress.answer_of(fields, self.command_id)
+                if answer is not None:
+                    self.answers.append(answer)
+                    done = progress.finished(self.answers, self.services)
+                    continue
+                step = progress.event_step(
+                    fields, self.pending(), self.command_id, self.keys.project
+                )
+                if step is not None:
+                    steps.append(step)
+        tables = self._read_tables()
+        changes = [
+            progress.table_steps(name, self.tables[name], tables[name], self.keys.project)
+            for name in working
+        ]
+        self.tables = tables
+        for step in progress.in_order(steps, *changes):
+            print(progress.format_step(step, time.monotonic() - self.t0, self.width), flush=True)
+        return done
+
+    def pending(self) -> list[str]:
+        """The services still at work: what comes after a service's answer (its job's own
+        events) is not part of the command."""
+        answered = {a.service for a in self.answers}
+        return [name for name in self.services if name not in answered]
+
+    def report(self) -> int:
+        for text, ok in progress.final_lines(self.answers):
+            print(text, file=sys.stdout if ok else sys.stderr, flush=True)
+        return 0 if all(a.ok for a in self.answers) else 1
 
 
 def cmd_events(settings: Settings, follow: bool, count: int) -> int:

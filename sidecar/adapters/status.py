@@ -232,3 +232,18 @@ def _last_sync(name: str, info: dict[str, Any]) -> str:
     if info.get("last_sync_result") == "failed" and info.get("last_sync_error"):
         line += f": {info['last_sync_error']}"
     return line
+
+
+def watch_frame(text: str, tty: bool, at: float, interval: float) -> str:
+    """One frame of `sidecar status --watch`, ready to write. On a terminal it redraws in
+    place (cursor home, each line cleared to its end, the rest of the screen cleared: no
+    flicker); elsewhere (a pipe, a CI log) it is plain text after a separator line."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(at))
+    if not tty:
+        return f"--- {stamp} ---\n{text}\n"
+    header = f"every {interval:g}s, {stamp} (Ctrl-C to stop)"
+    return (
+        "\x1b[H"
+        + "".join(f"{line}\x1b[K\n" for line in [header, "", *text.splitlines()])
+        + "\x1b[J"
+    )

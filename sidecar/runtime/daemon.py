@@ -135,6 +135,7 @@ class Daemon:
             settings.build_timeout_s,
             self.clock,
             self.syncer,
+            self._event,
             neighbours.forget if settings.neighbour_flush else None,
         )
         self._last_build: dict[str, dict[str, str]] = {}

@@ -13,7 +13,7 @@ from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import Digests, Kind
 from sidecar.core.ports import Clock, DockerPort
 from sidecar.core.types import CommandResult, JobDone, SyncReport
-from sidecar.runtime.deployer import Deployer
+from sidecar.runtime.deployer import Deployer, EventSink
 from sidecar.runtime.syncer import Syncer, SyncWork
 
 
@@ -27,8 +27,10 @@ class JobRunner:
         build_timeout_s: float,
         clock: Clock,
         syncer: Syncer,
+        events: EventSink,
         recreated: Callable[[list[str]], object] | None = None,
     ) -> None:
+        self.events = events
         self.clock = clock
         self.syncer = syncer
         # told the addresses of a plain service's containers after compose recreated them
@@ -80,6 +82,9 @@ class JobRunner:
                     build = self.compose.build(svc.name, self.cancel, self.build_timeout_s)
                     if build.ok:
                         self.syncer.rebuilt(svc)  # before the new instances catch up
+                        # the image is ready and the rollout begins (build-succeeded
+                        # comes with the job's end): `sidecar rebuild` prints it now
+                        self.events("built", svc.name, seconds=f"{build.duration:.3f}")
                 if (build is None or build.ok) and not self.cancel.is_set():
                     deploy = self._deploy(svc, kind)
         except Exception as exc:  # noqa: BLE001 - a crashed job must still report back

@@ -65,6 +65,10 @@ def test_a_served_edit_rolls_out_behind_the_rotation(world: World) -> None:
     new = world.rotation("web")
     assert len(new) == 2 and old.isdisjoint(new)
     assert sorted(new) == world.healthy_urls("web")  # rotation == the running instances
+    # `built` says the image is ready before the rollout (the CLI's progress), and the
+    # job's own events still follow it
+    kinds = world.store.kinds("web")
+    assert kinds.index("build-started") < kinds.index("built") < kinds.index("build-succeeded")
 
 
 def test_a_served_service_publishes_its_retry_with_the_rotation(world: World) -> None:
