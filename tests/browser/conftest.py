@@ -19,6 +19,12 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Route
 
 from tests.browser.stub import StubDaemon
 
+# The integration suite's real parts (dockerd check, a Redis server, fixture projects, the
+# daemon as a process) for test_live.py: the same fixtures, not a copy.
+from tests.integration.conftest import docker_ready, redis_server, sidecar, workspace
+
+__all__ = ["docker_ready", "redis_server", "sidecar", "workspace"]
+
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path(os.environ.get("SIDECAR_TEST_CHROMIUM", "/usr/bin/chromium"))
 # Files whose tests start the real daemon (dockerd, Redis): also `integration`.

@@ -239,9 +239,21 @@ def served_service(
         "rotation": urls[:serving],
         "instances": {s: states.count(s) for s in sorted(set(states))},
         "instance_list": instance_list,
-        "versions": [
-            {"version": "1", "image": "sha256:aa"},
-            {"version": "2", "image": "sha256:bb"},
+        "versions": [  # newest first, as collect() lists them
+            {
+                "service": name,
+                "version": 2,
+                "image": "sha256:bb",
+                "at": time.time() - 28,
+                "reason": "1 files changed",
+            },
+            {
+                "service": name,
+                "version": 1,
+                "image": "sha256:aa",
+                "at": time.time() - 600,
+                "reason": "start-up",
+            },
         ],
         **info,
     }

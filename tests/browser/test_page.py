@@ -59,7 +59,8 @@ def test_services_show_state_counts_and_which_instances_serve(
     expect(web.locator(f'[data-url="{U3}"]')).to_have_attribute("data-state", "starting")
     expect(chips.first).to_contain_text("web-1")  # the project prefix is left out
     expect(web.get_by_test_id("last-build")).to_contain_text("ok in 0.41 s")
-    expect(web).to_contain_text("v2")  # the latest deployed version
+    expect(web.get_by_test_id("last-deploy")).to_contain_text("v2")  # the newest version
+    expect(web.get_by_test_id("last-deploy")).to_contain_text("1 files changed")
     worker = page.get_by_test_id("service-worker")
     expect(worker.get_by_test_id("state")).to_have_text("failed")
     expect(worker.get_by_test_id("error")).to_contain_text("Error 2")
@@ -89,7 +90,7 @@ def test_events_go_to_the_log_chart_and_jobs_and_a_burst_costs_one_status_read(
     expect(page.get_by_test_id("chart-web").locator('rect[data-kind="bar"]')).to_have_count(1)
     jobs = page.get_by_test_id("job")
     expect(jobs).to_have_count(1)
-    expect(jobs.first).to_contain_text("0.30 s build, 2.90 s to live")
+    expect(jobs.first).to_contain_text("0.30 s build, 2.90 s to deployed")
     expect(page.get_by_test_id("conn")).to_have_attribute("data-state", "live")
     page.wait_for_timeout(500)  # the first status reads are done
     reads = len(stub.requests("/v1/status"))

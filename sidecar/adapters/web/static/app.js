@@ -353,6 +353,7 @@
   // ---------------------------------------------------------------- log
   const OK_KINDS = /^(build-succeeded|deployed|synced|converged|ready|command-ok|docker-reconnected|restarted)$/;
   const BAD_KINDS = /(failed|invalid|unhealthy|died|error|disconnected)$/;
+  const WARN_KINDS = /(cancelled|fallback|removed)$/;
   const DETAIL_FIELDS = ["reason", "job", "result", "action", "message", "files", "deleted", "containers", "instances", "instance", "exit_code", "watches", "stale", "actions"];
   function detailOf(ev) {
     const f = ev.f;
@@ -367,7 +368,7 @@
     const log = $("log");
     const li = document.createElement("li");
     const failed = ev.f.result && ev.f.result !== "ok";
-    const cls = failed || BAD_KINDS.test(ev.kind) ? "bad" : OK_KINDS.test(ev.kind) || ev.f.result === "ok" ? "ok" : ev.kind.endsWith("-started") ? "" : "warn";
+    const cls = failed || BAD_KINDS.test(ev.kind) ? "bad" : OK_KINDS.test(ev.kind) || ev.f.result === "ok" ? "ok" : WARN_KINDS.test(ev.kind) ? "warn" : "";
     li.dataset.kind = ev.kind;
     li.dataset.service = ev.service;
     li.title = JSON.stringify(ev.f, null, 1);
@@ -476,6 +477,19 @@
     });
     return `<div class="instances" data-testid="instances">${chips.join("")}</div>`;
   }
+  function relContext(ctx) {
+    const ws = String((state.status && state.status.project_info && state.status.project_info.workspace) || "");
+    const c = String(ctx || "");
+    if (ws && c === ws) return ".";
+    return ws && c.startsWith(`${ws}/`) ? `./${c.slice(ws.length + 1)}` : c;
+  }
+  function deployFact(info) {
+    const versions = Array.isArray(info.versions) ? info.versions.filter((v) => v && typeof v === "object") : [];
+    if (!versions.length) return "";
+    const v = versions.reduce((a, b) => (Number(b.version) > Number(a.version) ? b : a));
+    const reason = v.reason ? ` \u00b7 ${esc(v.reason)}` : "";
+    return `<div class="fact"><div class="k">last deploy</div><div class="v" data-testid="last-deploy">v${esc(v.version)} \u00b7 ${agoSpan(v.at)}${reason}</div></div>`;
+  }
   function cardHtml(name, info, project, paused) {
     const st = serviceState(name, info, paused);
     const served = info.served === "1";
@@ -487,7 +501,7 @@
       st === "failed"
         ? `<pre class="error" data-testid="error">${esc(
             (info.last_build_result === "failed" && info.last_build_error) || info.failed_reason || info.last_sync_error || "failed",
-          ).split("\n").slice(-12).join("\n")}</pre>`
+          ).trim().split("\n").slice(-8).join("\n")}</pre>`
         : "";
     return (
       `<article class="card" data-testid="service-${esc(name)}" data-service="${esc(name)}" data-state="${st}">` +
@@ -497,8 +511,8 @@
       `<div class="actions">${built ? button("rebuild", name, "Rebuild", 'data-testid="rebuild"') : ""}` +
       `${button("redeploy", name, "Redeploy", 'data-testid="redeploy"')}</div></div>` +
       `<div class="facts"><div class="fact"><div class="k">last build</div><div class="v" data-testid="last-build">` +
-      `${built ? buildFact(info) : '<span class="muted">image only, not built</span>'}</div></div>${syncFact(info)}` +
-      `${built ? `<div class="fact"><div class="k">context</div><div class="v">${esc(info.context)} \u00b7 ${esc(info.files || 0)} files</div></div>` : ""}</div>` +
+      `${built ? buildFact(info) : '<span class="muted">image only, not built</span>'}</div></div>${deployFact(info)}${syncFact(info)}` +
+      `${built ? `<div class="fact"><div class="k">context</div><div class="v" title="${esc(info.context)}">${esc(relContext(info.context))} \u00b7 ${esc(info.files || 0)} files</div></div>` : ""}</div>` +
       `${served ? countsHtml(name, info) + instancesHtml(info, project) : ""}${failure}</article>`
     );
   }
@@ -569,7 +583,7 @@
       const tip =
         `${r.kind} ${r.result} ${clock(r.at)}` +
         (r.build != null ? `\nbuild ${secs(r.build)}` : "") +
-        (r.live != null ? `\nto live ${secs(r.live)}` : "") +
+        (r.live != null ? `\nedit to deployed ${secs(r.live)}` : "") +
         (r.sync != null ? `\nsync ${secs(r.sync)}` : "") +
         (r.took != null ? `\njob ${secs(r.took)}` : "");
       const failed = r.result !== "ok";
@@ -618,7 +632,7 @@
 
   function renderJobs() {
     const rows = state.recent.map((r) => {
-      const took = r.kind === "sync" ? secs(r.sync) : r.live != null ? `${r.build != null ? `${secs(r.build)} build, ` : ""}${secs(r.live)} to live` : secs(r.took);
+      const took = r.kind === "sync" ? secs(r.sync) : r.live != null ? `${r.build != null ? `${secs(r.build)} build, ` : ""}${secs(r.live)} to deployed` : secs(r.took);
       return (
         `<tr data-testid="job" data-kind="${esc(r.kind)}" data-service="${esc(r.service)}" title="${esc(r.note || "")}">` +
         `<td>${agoSpan(r.at)}</td><td>${esc(r.service)}</td><td>${esc(r.kind)}</td>` +
@@ -649,6 +663,7 @@
     const st = state.status;
     if (!st) return;
     $("project").textContent = st.project || "?";
+    document.title = `${st.project || "?"} \u00b7 compose-sidecar`;
     const beat = st.heartbeat;
     const el = $("daemon");
     el.classList.toggle("down", !st.alive);
