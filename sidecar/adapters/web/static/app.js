@@ -317,9 +317,11 @@
       state.open.set(svc, { service: svc, kind: kind.slice(0, -8), start: at, reason: f.reason || "", build: null, live: null });
     } else if (kind === "sync-started") {
       if (!state.open.has(svc)) state.open.set(svc, { service: svc, kind: "sync", start: at });
-    } else if (kind === "build-succeeded" || kind === "build-failed" || kind === "build-cancelled") {
+    } else if (kind === "built" || kind === "build-succeeded" || kind === "build-failed" || kind === "build-cancelled") {
+      // `built`: a served service's image is ready and its rollout begins (build-succeeded
+      // only comes with the job's end)
       const job = state.open.get(svc);
-      if (job) job.build = num(f.seconds) ?? at - job.start;
+      if (job && (kind === "built" || job.build == null)) job.build = num(f.seconds) ?? at - job.start;
     } else if (kind === "deployed") {
       for (const s of services) {
         const job = state.open.get(s);
@@ -351,7 +353,7 @@
   }
 
   // ---------------------------------------------------------------- log
-  const OK_KINDS = /^(build-succeeded|deployed|synced|converged|ready|command-ok|docker-reconnected|restarted)$/;
+  const OK_KINDS = /^(built|build-succeeded|deployed|synced|converged|ready|command-ok|docker-reconnected|restarted)$/;
   const BAD_KINDS = /(failed|invalid|unhealthy|died|error|disconnected)$/;
   const WARN_KINDS = /(cancelled|fallback|removed)$/;
   const DETAIL_FIELDS = ["reason", "job", "result", "action", "message", "files", "deleted", "containers", "instances", "instance", "exit_code", "watches", "stale", "actions"];
