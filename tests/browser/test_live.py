@@ -105,3 +105,10 @@ def test_the_page_follows_an_edit_and_a_scale_of_the_real_daemon(
         page.wait_for_timeout(1500)
         page.evaluate("document.getElementById('toasts').replaceChildren()")
         page.screenshot(path=shot, full_page=True)
+
+    # the daemon stops: the stream drops and the status cannot be read, at once
+    sc.stop()
+    banner = page.get_by_test_id("banner")
+    expect(banner).to_contain_text("the daemon does not answer", timeout=5000)
+    expect(banner).to_have_attribute("data-kind", "daemon")
+    expect(page.get_by_test_id("conn")).not_to_have_attribute("data-state", "live")

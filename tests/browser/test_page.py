@@ -238,3 +238,22 @@ def test_a_daemon_that_is_not_alive_gets_a_banner(
     stub.event("stopped")
     expect(banner).to_contain_text("The daemon is not running")
     expect(page.get_by_test_id("daemon")).to_have_text("daemon not running")
+
+
+def test_pause_and_resume_show_on_the_cards(
+    stub: StubDaemon, open_dashboard: OpenDashboard
+) -> None:
+    page = open_shop(stub, open_dashboard).page
+    web, db = page.get_by_test_id("service-web"), page.get_by_test_id("service-db")
+    stub.event("command-ok", "web", command="c1", action="pause", message="paused web")
+    expect(web.get_by_test_id("state")).to_have_text("paused")
+    expect(db.get_by_test_id("state")).to_have_text("ok")
+    stub.event("command-ok", "", command="c2", action="pause", message="paused all")
+    expect(db.get_by_test_id("state")).to_have_text("paused")
+    stub.event("command-ok", "db", command="c3", action="resume", message="resumed db")
+    expect(db.get_by_test_id("state")).to_have_text("ok")
+    expect(web.get_by_test_id("state")).to_have_text("paused")
+    # a status that carries the paused set wins
+    stub.status["paused"] = []
+    stub.event("resynced", reason="periodic")
+    expect(web.get_by_test_id("state")).to_have_text("ok")

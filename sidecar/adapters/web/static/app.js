@@ -34,6 +34,7 @@
     recent: [], // finished jobs for the table, newest first
     pending: new Set(), // commands in flight ("action:service")
     tokenDeclined: false,
+    paused: new Set(), // followed from command-ok events (see pausedSet)
   };
 
   // ---------------------------------------------------------------- formatting
@@ -65,7 +66,8 @@
     return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
   }
   const lastLine = (text) => String(text || "").trim().split("\n").pop() || "";
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  // fetch's TypeError ("Failed to fetch") means no answer at all
+  const why = (e) => (e instanceof TypeError ? "the daemon does not answer" : e.message || String(e));
 
   // ---------------------------------------------------------------- token and API
   const token = () => sessionStorage.getItem(TOKEN_KEY) || "";
@@ -168,7 +170,7 @@
       state.status = await res.json();
       state.statusError = "";
     } catch (e) {
-      state.statusError = e.message || String(e);
+      state.statusError = why(e);
     } finally {
       statusBusy = false;
       livenessTimer = setTimeout(loadStatus, LIVENESS_MS);
@@ -250,7 +252,7 @@
         const wait = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
         failures += 1;
         state.retryAt = Date.now() + wait;
-        setStream("down", e.message || String(e));
+        setStream("down", why(e));
         refreshSoon(0);
         await new Promise((resolve) => {
           wake = resolve;
@@ -347,6 +349,8 @@
         took,
         note: job ? job.reason : "",
       });
+    } else if (kind === "command-ok") {
+      followPause({ ...f, service: ev.service });
     } else if (kind === "converged") {
       finish(svc, { service: svc, kind: "repair", at, result: f.result || "ok", note: f.reason || "" });
     }
@@ -388,9 +392,27 @@
   }
 
   // ---------------------------------------------------------------- services
+  // The paused set as the daemon keeps it (names, or `*` with `!name` for a service resumed
+  // since): from the status when it carries one, else followed from pause/resume results.
   function pausedSet() {
     const st = state.status || {};
-    return new Set((st.paused || []).map(String));
+    return Array.isArray(st.paused) ? new Set(st.paused.map(String)) : state.paused;
+  }
+  function followPause(f) {
+    const p = state.paused;
+    const svc = f.service || "";
+    if (f.action === "pause" && svc) {
+      p.add(svc);
+      p.delete(`!${svc}`);
+    } else if (f.action === "pause") {
+      p.clear();
+      p.add("*");
+    } else if (f.action === "resume" && svc) {
+      p.delete(svc);
+      if (p.has("*")) p.add(`!${svc}`);
+    } else if (f.action === "resume") {
+      p.clear();
+    }
   }
   function isPaused(name, info, paused) {
     if (info.paused === "1" || info.paused === true) return true;
@@ -736,7 +758,7 @@
       else if (res.status === 401) toast("bad", `${what}: not authorized (the token was refused)`);
       else toast("bad", `${what}: HTTP ${res.status} ${doc.message || doc.error || ""}`);
     } catch (e) {
-      toast("bad", `${what}: ${e.message || e}`);
+      toast("bad", `${what}: ${why(e)}`);
     } finally {
       state.pending.delete(key);
       cards.clear();
