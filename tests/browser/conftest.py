@@ -77,7 +77,11 @@ def open_dashboard(browser: Browser) -> Iterator[OpenDashboard]:
     opened: list[Dashboard] = []
 
     def open_(
-        url: str, token: str | None = None, width: int = 1400, height: int = 900
+        url: str,
+        token: str | None = None,
+        width: int = 1400,
+        height: int = 900,
+        init: str = "",
     ) -> Dashboard:
         context = browser.new_context(viewport={"width": width, "height": height})
         page = context.new_page()
@@ -104,6 +108,8 @@ def open_dashboard(browser: Browser) -> Iterator[OpenDashboard]:
         page.on("console", console)
         if token is not None:
             context.add_init_script(f"sessionStorage.setItem('sidecar-token', {token!r})")
+        if init:
+            context.add_init_script(init)
         page.goto(url)
         opened.append(dash)
         return dash

@@ -48,6 +48,7 @@ class StubDaemon:
         self.cond = threading.Condition()
         self.generation = 0  # bumped by drop_streams(): open streams end
         self.refuse_streams = False
+        self.silent_streams = False  # accepted, then never a byte (a half-open connection)
         self._seq = 0
         self.server = _Server(self)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -194,6 +195,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(b": hello\n\n")
         self.wfile.flush()
+        if stub.silent_streams:
+            with stub.cond:
+                stub.cond.wait_for(lambda: stub.generation != generation)
+            return
         while True:
             with stub.cond:
                 while nxt >= len(stub.events) and stub.generation == generation:

@@ -221,6 +221,24 @@ def test_a_dropped_stream_shows_a_banner_and_resumes_after_the_last_event(
     assert second != first
 
 
+def test_a_stream_gone_silent_is_reconnected(
+    stub: StubDaemon, open_dashboard: OpenDashboard
+) -> None:
+    """A half-open connection (a laptop's sleep, a proxy) never ends by itself: after three
+    missed keepalives (45 s; 1.5 s here) the page gives up on it and resumes by id."""
+    shop(stub)
+    stub.silent_streams = True
+    page = open_dashboard(stub.url, init="window.sidecarStallMs = 1500").page
+    banner = page.get_by_test_id("banner")
+    expect(banner).to_contain_text("went silent", timeout=5000)
+    stub.silent_streams = False
+    # an event written while no stream worked: the page, having seen none, asks for the
+    # backlog again and gets it
+    stub.event("build-started", "web", reason="one")
+    expect(page.get_by_test_id("conn")).to_have_attribute("data-state", "live", timeout=10000)
+    expect(page.get_by_test_id("log").locator("li")).to_have_count(1)
+
+
 def test_a_daemon_that_is_not_alive_gets_a_banner(
     stub: StubDaemon, open_dashboard: OpenDashboard
 ) -> None:

@@ -13,6 +13,10 @@
   // so a daemon that died quietly shows within about 10 s + this.
   const LIVENESS_MS = 10000;
   const RETRY_MS = [500, 1000, 2000, 5000, 10000]; // reconnect backoff of the event stream
+  // The server writes a keepalive comment every 15 s: a stream silent for three of them is
+  // dead (a half-open connection never ends by itself) and is reconnected.
+  // (window.sidecarStallMs, set before the page loads, shortens it: the browser tests)
+  const STALL_MS = Number(window.sidecarStallMs) || 45000;
   const LOG_MAX = 500;
   const CHART_MAX = 20; // bars per service
   const JOBS_MAX = 15;
@@ -196,7 +200,7 @@
 
   // Server-Sent Events parsed by hand (the WHATWG rules: lines end in \n, \r\n or \r; a blank
   // line dispatches; `:` starts a comment; one optional space after the colon).
-  async function readEvents(body, onMessage) {
+  async function readEvents(body, onMessage, onBytes) {
     const reader = body.getReader();
     const decoder = new TextDecoder();
     let buf = "";
@@ -206,6 +210,7 @@
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      onBytes();
       buf += decoder.decode(value, { stream: true });
       for (;;) {
         const m = /\r\n|\r|\n/.exec(buf);
@@ -234,21 +239,29 @@
 
   async function stream() {
     let failures = 0;
-    let first = true;
     for (;;) {
+      const abort = new AbortController();
+      let stall = null;
+      const alive = () => {
+        clearTimeout(stall);
+        stall = setTimeout(() => abort.abort(new Error("the event stream went silent")), STALL_MS);
+      };
       try {
         const headers = { Accept: "text/event-stream" };
         if (state.lastId) headers["Last-Event-ID"] = state.lastId;
-        const query = first && !state.lastId ? `?backlog=${BACKLOG}` : "";
-        const res = await api(`v1/events${query}`, { headers });
+        // no event seen yet (first connection, or none came before it dropped): the backlog,
+        // else exactly what came after the last one
+        const query = state.lastId ? "" : `?backlog=${BACKLOG}`;
+        alive();
+        const res = await api(`v1/events${query}`, { headers, signal: abort.signal });
         if (!res.ok || !res.body) throw new Error(res.status === 401 ? "the daemon wants the API token" : `HTTP ${res.status}`);
-        first = false;
         failures = 0;
         setStream("live");
         refreshSoon(0); // whatever happened while the stream was away
-        await readEvents(res.body, onMessage);
+        await readEvents(res.body, onMessage, alive);
         throw new Error("the daemon closed the stream");
       } catch (e) {
+        clearTimeout(stall);
         const wait = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
         failures += 1;
         state.retryAt = Date.now() + wait;
