@@ -7,9 +7,10 @@
 # and starts the stack, and waits until the example app answers through Traefik. Everything
 # else goes to `docker compose -f compose/compose.yaml`.
 # Honoured: COMPOSE_PROJECT_NAME, STACK_HTTP_PORT (8000), STACK_DASHBOARD_PORT (8088),
-# STACK_REDIS_PORT (6379), STACK_WAIT_S (180), STACK_SIDECAR_IMAGE (the sidecar's image name,
-# compose-sidecar:latest), SIDECAR_STAND_INS=1 (build local stand-ins for the base images, never
-# pull).
+# STACK_REDIS_PORT (6379), STACK_SIDECAR_PORT (8765: the sidecar's HTTP API and dashboard),
+# STACK_WAIT_S (180), STACK_SIDECAR_IMAGE (the sidecar's image name, compose-sidecar:latest),
+# SIDECAR_HTTP_TOKEN (the API's token; default: the one compose/.env has, else a new random one),
+# SIDECAR_STAND_INS=1 (build local stand-ins for the base images, never pull).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 stack="$here/compose"
@@ -19,14 +20,29 @@ python_image="python:$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2
 log() { echo "[stack] $*" >&2; }
 compose() { docker compose -f "$stack/compose.yaml" "$@"; }
 
+# the API token: given, else the one the last `up` wrote, else a new one
+http_token() {
+  if [ -n "${SIDECAR_HTTP_TOKEN:-}" ]; then
+    echo "$SIDECAR_HTTP_TOKEN"
+  elif [ -f "$stack/.env" ] && grep -q '^SIDECAR_HTTP_TOKEN=.' "$stack/.env"; then
+    sed -n 's/^SIDECAR_HTTP_TOKEN=//p' "$stack/.env" | head -n 1
+  else
+    "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))'
+  fi
+}
+
 write_env() {
+  local token
+  token="$(http_token)"
   {
     echo "# written by scripts/stack.sh; read by compose on the host and inside the sidecar"
     echo "SIDECAR_STACK_DIR=$stack"
     echo "SIDECAR_PIP_OFFLINE=1"
     # the wheels are made by this Python: the image's base must have the same version
     echo "SIDECAR_PYTHON_IMAGE=$python_image"
-    for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT STACK_SIDECAR_IMAGE; do
+    echo "SIDECAR_HTTP_TOKEN=$token"
+    for v in STACK_HTTP_PORT STACK_DASHBOARD_PORT STACK_REDIS_PORT STACK_SIDECAR_PORT \
+      STACK_SIDECAR_IMAGE; do
       if [ -n "${!v:-}" ]; then echo "$v=${!v}"; fi
     done
   } >"$stack/.env"
@@ -93,6 +109,8 @@ case "$cmd" in
           docker compose -f compose/compose.yaml exec redis redis-cli lrange sidecar:${COMPOSE_PROJECT_NAME:-sidecar-demo}:rotation:web 0 -1
   Scale   docker compose -f compose/compose.yaml exec sidecar sidecar scale web 3
   Traefik http://127.0.0.1:${STACK_DASHBOARD_PORT:-8088}/dashboard/
+  Sidecar http://127.0.0.1:${STACK_SIDECAR_PORT:-8765}/   (dashboard; API token: SIDECAR_HTTP_TOKEN in compose/.env)
+          curl -H "Authorization: Bearer \$(sed -n 's/^SIDECAR_HTTP_TOKEN=//p' compose/.env)" http://127.0.0.1:${STACK_SIDECAR_PORT:-8765}/v1/status
   Stop    scripts/stack.sh down
 
 MSG

@@ -23,7 +23,7 @@ def _default(name: str, field: FieldInfo) -> str:
     value = field.default
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
-    if value is None or value == ():
+    if value is None or value in ((), ""):
         return "(empty)"
     if isinstance(value, tuple):
         value = ",".join(str(v) for v in value)

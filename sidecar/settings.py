@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from sidecar.core.access import Listen, parse_listen
 from sidecar.core.ignore import DEFAULT_IGNORES
 
 ListOfStr = Annotated[list[str], NoDecode]
@@ -115,6 +116,15 @@ class Settings(BaseSettings):
         "two services heal at once; a converge is mostly waiting on a health probe.",
         json_schema_extra=group("build"),
     )
+    neighbour_flush: bool = Field(
+        default=True,
+        description="After compose recreated a plain service's container, forget the host's "
+        "neighbour (ARP) entries of its addresses (`ip neigh flush to ADDR`): a request that "
+        "came during the recreate left them INCOMPLETE, and clients then wait for the kernel's "
+        "1 s ARP retry (measured: edit-to-live 1.6-2.2 s -> 0.7-1.1 s). Effective only for the "
+        "sidecar run as root on the host; elsewhere it does nothing.",
+        json_schema_extra=group("build"),
+    )
     sync_concurrency: int = Field(
         default=4,
         ge=1,
@@ -195,6 +205,62 @@ class Settings(BaseSettings):
         description="How long a command's result key is kept (and a repeated delivery of the "
         "same command id is recognised).",
         json_schema_extra=group("commands"),
+    )
+
+    # --- http ----------------------------------------------------------------------------
+    http_listen: str = Field(
+        default="127.0.0.1:8765",
+        description="Address of the HTTP API, metrics and dashboard (`host:port`, `[v6]:port`, "
+        "`:port` for every interface); empty: no HTTP server. Loopback by default: on "
+        "another address every request but the dashboard's page needs http_token. 8765 is "
+        "clear of the ports dev stacks usually take (3000, 5000, 8000, 8080; 8088 is the "
+        "reference stack's Traefik dashboard).",
+        json_schema_extra=group("http"),
+    )
+    http_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Bearer token (`Authorization: Bearer <token>`) for state-changing requests "
+        "(always) and for every API request off loopback; compared in constant time, never "
+        "logged or shown in status. Empty: POST endpoints answer 403.",
+        json_schema_extra=group("http"),
+    )
+    http_max_body: int = Field(
+        default=65536,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest request body accepted, in bytes (413 above). A command is at most "
+        "8 fields of 256 bytes (about 2 KB of JSON); 64 KiB leaves room for the webhook "
+        "payloads to come and makes a flood of big bodies cheap to refuse.",
+        json_schema_extra=group("http"),
+    )
+    http_sse_max_clients: int = Field(
+        default=32,
+        ge=1,
+        le=10000,
+        description="Event streams (`GET /v1/events`) open at once; one more gets 503. Each "
+        "costs a task and a bounded queue (no Redis connection: one reader serves all); 32 "
+        "is many dashboards and `curl`s, and bounds what a client loop can take.",
+        json_schema_extra=group("http"),
+    )
+    http_command_wait_s: float = Field(
+        default=20.0,
+        ge=0,
+        le=300,
+        description="How long `POST /v1/commands` waits for the command's result before "
+        "answering 202 with its id (`GET /v1/commands/<id>` reads it later). A scale or a "
+        "small build is done in 1-5 s here; 20 s stays under the 30 s that HTTP clients and "
+        "proxies commonly allow.",
+        json_schema_extra=group("http"),
+    )
+    http_read_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="A connection that has not sent a whole request (headers, or a body) "
+        "within this many seconds is closed (slow or stalled clients hold no connection for "
+        "long); also how long an idle keep-alive connection stays open. Local clients send "
+        "a request in milliseconds.",
+        json_schema_extra=group("http"),
     )
 
     # --- resilience ----------------------------------------------------------------------
@@ -285,6 +351,12 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @field_validator("http_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)  # raises ValueError saying what is wrong
+        return value.strip()
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
@@ -296,6 +368,11 @@ class Settings(BaseSettings):
     @property
     def ignore_patterns(self) -> tuple[str, ...]:
         return DEFAULT_IGNORES + tuple(self.ignore)
+
+    @property
+    def listen(self) -> Listen | None:
+        """Where the HTTP server listens; None when it is off."""
+        return parse_listen(self.http_listen)
 
     def resolved_compose_files(self) -> list[str]:
         return [str((self.workspace / f).resolve()) for f in self.compose_files]

@@ -54,6 +54,8 @@ def test_every_key_is_documented() -> None:
         keys.paused,
         keys.synced("<svc>"),
         keys.sync_gens("<svc>"),
+        keys.versions("<svc>"),
+        keys.version("<svc>"),
     ]
     for name in names:
         assert f"`{name}`" in README, f"{name} missing from the README's key table"

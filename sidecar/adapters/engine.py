@@ -89,6 +89,14 @@ class Engine:
                 )
             return self._client
 
+    def image_id(self, name: str) -> str:
+        """The id of the image `name` points at, '' when it does not exist or Docker is away."""
+        try:
+            info: dict[str, Any] = self.api.inspect_image(name)  # type: ignore[no-untyped-call]
+            return str(info.get("Id", ""))
+        except DockerException:
+            return ""
+
     def running(self, labels: list[str]) -> list[dict[str, Any]]:
         """Running containers with all these labels (`key=value`): one API call, where the
         CLI costs a process (~40 ms) on every sync's path."""

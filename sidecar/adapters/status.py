@@ -4,39 +4,122 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from sidecar.core.keys import Keys
+from sidecar.core.versions import Version
 
 
 def collect(r: redis.Redis, keys: Keys) -> dict[str, Any]:
-    beat_raw = r.get(keys.heartbeat)
-    ttl_ms = r.pttl(keys.heartbeat)
-    beat = json.loads(str(beat_raw)) if beat_raw else None
-    names = sorted(str(n) for n in r.smembers(keys.services))
-    services: dict[str, dict[str, Any]] = {}
+    """The whole picture from Redis in two round trips (`sidecar status --json`)."""
+    pipe = r.pipeline(transaction=False)
+    _queue_head(pipe, keys)
+    head = pipe.execute()
+    names = _names(head)
+    pipe = r.pipeline(transaction=False)
     for name in names:
-        info: dict[str, Any] = {str(k): str(v) for k, v in r.hgetall(keys.service(name)).items()}
-        info["files"] = str(max(0, int(r.hlen(keys.hashes(name))) - 1))
-        info["rotation"] = [str(u) for u in r.lrange(keys.rotation(name), 0, -1)]
-        desired = r.get(keys.desired(name))
-        info["desired"] = str(desired) if desired else info.get("replicas", "")
-        states = [
-            json.loads(str(v)).get("state", "?") for v in r.hgetall(keys.instances(name)).values()
-        ]
-        info["instances"] = {s: states.count(s) for s in sorted(set(states))}
-        services[name] = info
+        _queue_service(pipe, keys, name)
+    return _assemble(keys, head, names, pipe.execute())
+
+
+async def collect_async(r: aioredis.Redis, keys: Keys) -> dict[str, Any]:
+    """The same from an asyncio client (`GET /v1/status`)."""
+    pipe = r.pipeline(transaction=False)
+    _queue_head(pipe, keys)
+    head = await pipe.execute()
+    names = _names(head)
+    pipe = r.pipeline(transaction=False)
+    for name in names:
+        _queue_service(pipe, keys, name)
+    return _assemble(keys, head, names, await pipe.execute())
+
+
+# The reads are queued on either client's pipeline (their queueing methods are the same)
+def _queue_head(pipe: Any, keys: Keys) -> None:
+    pipe.get(keys.heartbeat)
+    pipe.pttl(keys.heartbeat)
+    pipe.smembers(keys.services)
+    pipe.hgetall(keys.project_info)
+
+
+def _names(head: list[Any]) -> list[str]:
+    return sorted(str(n) for n in head[2])
+
+
+_PER_SERVICE = 6
+
+
+def _queue_service(pipe: Any, keys: Keys, name: str) -> None:
+    pipe.hgetall(keys.service(name))
+    pipe.hlen(keys.hashes(name))
+    pipe.lrange(keys.rotation(name), 0, -1)
+    pipe.get(keys.desired(name))
+    pipe.hgetall(keys.instances(name))
+    pipe.hgetall(keys.versions(name))
+
+
+def _assemble(keys: Keys, head: list[Any], names: list[str], rows: list[Any]) -> dict[str, Any]:
+    beat_raw, ttl_ms, _, project_info = head
+    beat = json.loads(str(beat_raw)) if beat_raw else None
+    services = {
+        name: _service(rows[i * _PER_SERVICE : (i + 1) * _PER_SERVICE])
+        for i, name in enumerate(names)
+    }
     return {
         "project": keys.project,
         "alive": beat is not None and not troubled_threads(beat),
         "threads": (beat or {}).get("threads", {}),
         "heartbeat": beat,
         "heartbeat_ttl_ms": ttl_ms if beat else None,
-        "project_info": r.hgetall(keys.project_info),
+        "project_info": {str(k): str(v) for k, v in project_info.items()},
         "services": services,
     }
+
+
+def _service(row: list[Any]) -> dict[str, Any]:
+    fields, hashes, rotation, desired, instances, versions = row
+    info: dict[str, Any] = {str(k): str(v) for k, v in fields.items()}
+    info["files"] = str(max(0, int(hashes) - 1))
+    info["rotation"] = [str(u) for u in rotation]
+    info["desired"] = str(desired) if desired else info.get("replicas", "")
+    table = [_instance(str(cid), str(raw)) for cid, raw in instances.items()]
+    states = [i["state"] for i in table]
+    info["instances"] = {s: states.count(s) for s in sorted(set(states))}
+    info["instance_list"] = sorted(table, key=lambda i: (i["name"], i["id"]))
+    info["versions"] = _versions(versions)
+    return info
+
+
+def _instance(cid: str, raw: str) -> dict[str, str]:
+    """One row of the instance table: {id, name, url, state, since}."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    return {
+        "id": cid,
+        "name": str(data.get("name", "")),
+        "url": str(data.get("url", "")),
+        "state": str(data.get("state", "?")),
+        "since": str(data.get("since", "")),
+    }
+
+
+def _versions(raw: dict[Any, Any]) -> list[dict[str, Any]]:
+    """The recorded versions, newest first (unreadable records left out)."""
+    out = []
+    for value in raw.values():
+        try:
+            out.append(asdict(Version.from_dict(json.loads(str(value)))))
+        except (ValueError, TypeError, AttributeError):
+            continue
+    return sorted(out, key=lambda v: -int(v["version"]))
 
 
 def troubled_threads(beat: dict[str, Any]) -> dict[str, str]:

@@ -26,6 +26,7 @@ from sidecar.core.errors import StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project
 from sidecar.core.serving import RetrySpec
+from sidecar.core.versions import Version
 
 T = TypeVar("T")
 Field = bytes | bytearray | memoryview | str | int | float  # what redis-py accepts as a value
@@ -185,6 +186,32 @@ class Store:
                 self.keys.events, entry, maxlen=self.events_maxlen, approximate=True
             )
         )
+
+    # --- deployed versions ---------------------------------------------------------------
+    def last_version(self, service: str) -> Version | None:
+        def read() -> Any:
+            number = self.r.get(self.keys.version(service))
+            return self.r.hget(self.keys.versions(service), str(number)) if number else None
+
+        raw = self._call(read)
+        try:
+            return Version.from_dict(json.loads(str(raw))) if raw else None
+        except (ValueError, TypeError, AttributeError):
+            return None  # an unreadable record: numbering goes on from what the daemon knows
+
+    def record_version(self, version: Version, keep: int) -> None:
+        """The record, the counter and the trim of the oldest kept record, in one MULTI."""
+        n = version.version
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.hset(self.keys.versions(version.service), str(n), version.to_json())
+            pipe.set(self.keys.version(version.service), n)
+            if n - keep > 0:
+                pipe.hdel(self.keys.versions(version.service), str(n - keep))
+            pipe.execute()
+
+        self._call(write)
 
     # --- hash cache ----------------------------------------------------------------------
     def has_hashes(self, service: str) -> bool:

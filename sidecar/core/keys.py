@@ -85,6 +85,16 @@ class Keys:
         until the compose file's own count changes)."""
         return f"{self.base}:desired:{name}"
 
+    def versions(self, name: str) -> str:
+        """HASH version number -> JSON {service, version, image, at, reason}: the service's
+        newest deployed versions (`core.versions.KEPT` of them)."""
+        return f"{self.base}:versions:{name}"
+
+    def version(self, name: str) -> str:
+        """STRING: the service's newest version number (one more per deploy, never reset by
+        the sidecar; the long-poll `GET /v1/watch` compares against it)."""
+        return f"{self.base}:version:{name}"
+
     @property
     def paused(self) -> str:
         """SET of services whose file changes are ignored (`pause`); `*` means all."""

@@ -117,7 +117,22 @@ class JobDone:
     started: float
     quiet: bool = False  # periodic or Docker-event converge: reported only when it repairs
     sync: SyncReport | None = None  # a SYNC job's report
+    image: str = ""  # the image id the service runs after a deploy that changed something
 
     @property
     def ok(self) -> bool:
         return (self.build is None or self.build.ok) and bool(self.deploy and self.deploy.ok)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The daemon's state for the metrics' gauges, read on each scrape (from the HTTP
+    server's thread: every part comes from a lock-protected or atomic read)."""
+
+    instances: Mapping[str, Mapping[str, int]]  # served service -> instance state -> count
+    rotation: Mapping[str, int]  # served service -> URLs in its rotation
+    redis_up: bool
+    docker_up: bool  # the Docker events stream is connected
+    threads: Mapping[str, str]  # supervised thread -> `running` / `restarting: ...` / ...
+    jobs_waiting: int
+    jobs_running: int

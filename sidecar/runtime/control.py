@@ -122,7 +122,7 @@ class Control:
         try:
             cmd = parse_command(msg.entry_id, msg.fields, self.d.project, limits, counts)
         except CommandError as exc:
-            self._answer(msg.entry_id, _fallback_id(msg), False, str(exc), None)
+            self._answer(msg.entry_id, _fallback_id(msg), False, str(exc), None, _known_action(msg))
             return
         if self.d.safe(self.d.store.command_result, cmd.id):
             # a repeated delivery: the first result stands, nothing is done twice
@@ -219,9 +219,10 @@ class Control:
         ok: bool,
         message: str,
         cmd: Command | None,
+        action: str = "",
     ) -> None:
         service = (cmd.service or "") if cmd else ""
-        action = cmd.action.value if cmd else ""
+        action = cmd.action.value if cmd else action
         result = {
             "id": command_id,
             "ok": ok,
@@ -243,6 +244,14 @@ class Control:
             action=action,
             message=message,
         )
+
+
+def _known_action(msg: Incoming) -> str:
+    """A refused command's action when it names one (results and metrics say which kind of
+    command was refused); '' for anything else, so no caller-made text becomes a label."""
+    raw = msg.fields.get(b"action")
+    text = raw.decode(errors="replace") if isinstance(raw, bytes) else ""
+    return text if text in {a.value for a in Action} else ""
 
 
 def _fallback_id(msg: Incoming) -> str:

@@ -15,10 +15,12 @@ from typing import ParamSpec, TypeVar
 
 from loguru import logger
 
-from sidecar.adapters import logs
+from sidecar.adapters import logs, neighbours
 from sidecar.adapters.command_reader import CommandReader
 from sidecar.adapters.docker_events import DockerEvents
+from sidecar.adapters.metrics import Metrics
 from sidecar.adapters.watcher import OVERFLOW, TreeWatcher
+from sidecar.adapters.web.server import WebServer
 from sidecar.core.debounce import Debouncer
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.ignore import IgnoreList
@@ -38,7 +40,7 @@ from sidecar.core.planner import (
 )
 from sidecar.core.ports import Clock, DockerPort, Executor, Prober, StorePort, SystemClock
 from sidecar.core.syncing import plan_watch
-from sidecar.core.types import ContainerEvent, Incoming, JobDone, StreamState
+from sidecar.core.types import ContainerEvent, Incoming, JobDone, Snapshot, StreamState
 from sidecar.runtime.control import Control
 from sidecar.runtime.deployer import Deployer
 from sidecar.runtime.healing import Healing
@@ -47,6 +49,7 @@ from sidecar.runtime.rotation import Rotation
 from sidecar.runtime.sources import Sources
 from sidecar.runtime.supervisor import Supervisor
 from sidecar.runtime.syncer import Syncer, SyncWork
+from sidecar.runtime.versioning import Versions
 from sidecar.settings import Settings
 
 P = ParamSpec("P")
@@ -132,6 +135,7 @@ class Daemon:
             settings.build_timeout_s,
             self.clock,
             self.syncer,
+            neighbours.forget if settings.neighbour_flush else None,
         )
         self._last_build: dict[str, dict[str, str]] = {}
         self.control = Control(self)
@@ -140,6 +144,10 @@ class Daemon:
         self.crashes = self.healing.crashes
         self.supervisor = Supervisor(self.clock)
         self.supervisor.on_fatal = lambda _msg: self.request_stop()
+        self.versions = Versions(store, self.clock)
+        self.metrics = Metrics(self.snapshot)
+        self.healing.on_lag = self.metrics.docker_lag
+        self.web: WebServer | None = None
         self.started = self.clock.time()
         self._next_beat = 0.0
 
@@ -176,6 +184,10 @@ class Daemon:
             self.settings.docker_retry_max_s,
         )
         self.supervisor.spawn("docker-events", events.run, interrupt=events.interrupt)
+        listen = self.settings.listen
+        if listen is not None:
+            self.web = WebServer(self.settings, listen, lambda: self.store.keys, self.metrics)
+            self.supervisor.spawn("http", self.web.run, interrupt=self.web.interrupt)
         self._start_watcher()
         self.supervisor.adopt("watcher", self._watcher_alive, self._restart_watcher)
 
@@ -352,6 +364,7 @@ class Daemon:
         for svc, fields in self._last_build.items():
             self._safe(self.store.record_build, svc, fields)
         self.control.republish()
+        self.versions.republish()
         # builds that succeeded while Redis was away are committed now; the hash cache is
         # rebuilt from disk; pending (unbuilt) changes stay pending
         self.sources.save_unsaved()
@@ -495,6 +508,11 @@ class Daemon:
     def _up(self, services: list[str], build: bool) -> None:
         result = self.compose.up(services, build=build)
         if result.ok:
+            for svc in services:
+                spec = self.project.services.get(svc)
+                image = self._safe_docker(partial(self.compose.image_id, spec), "") if spec else ""
+                # brings up what was there: a version only for a new image (or the first)
+                self.versions.deployed(svc, Kind.CONVERGE, image, "start-up")
             self._event("deployed", ",".join(services), seconds=f"{result.duration:.3f}")
             return
         if len(services) > 1:
@@ -587,6 +605,8 @@ class Daemon:
                 self._safe(self.store.record_build, name, outcome.build_fields)
             if outcome.commit:
                 self.sources.built(name, done.snapshot)
+            if any(kind == "deployed" for kind, _ in outcome.events):
+                self.versions.deployed(name, done.kind, done.image, done.reason)
             if done.sync is not None and done.sync.fallback:
                 self._request_build(name, done.sync.fallback)
             if done.sync is not None and not done.sync.ok:
@@ -615,7 +635,22 @@ class Daemon:
 
     # --- helpers -------------------------------------------------------------------------
     def _event(self, kind: str, service: str = "", **fields: object) -> None:
+        self.metrics.on_event(kind, service, fields)  # counted even while Redis is away
         self._safe(self.store.event, kind, service, **fields)
+
+    def snapshot(self) -> Snapshot:
+        """The gauges' reading (`GET /metrics`, from the HTTP thread): the rotation and the
+        supervisor lock their own state; the rest are single reads."""
+        census = self.rotation.census()
+        return Snapshot(
+            instances={name: states for name, (_, states) in census.items()},
+            rotation={name: size for name, (size, _) in census.items()},
+            redis_up=self.store.available,
+            docker_up=self.healing.docker_up,
+            threads=self.supervisor.states(),
+            jobs_waiting=len(self.jobs.waiting),
+            jobs_running=len(self.jobs.running),
+        )
 
     def _safe(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
         try:

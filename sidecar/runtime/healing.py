@@ -46,6 +46,8 @@ class Healing:
         self._timers: list[tuple[float, int, str, str]] = []
         self._seq = 0
         self._next_resync = clock.monotonic() + settings.resync_interval_s
+        self.docker_up = True  # the start-up just talked to it; the events stream says after
+        self.on_lag: Callable[[float], None] = lambda _seconds: None  # the metrics' hook
 
     def next_due(self) -> float:
         """When `fire_timers` has something to do next (monotonic)."""
@@ -55,6 +57,8 @@ class Healing:
         """Runs on the events thread. Taking an instance out of the rotation happens right
         here (the rotation is thread-safe): milliseconds, not a trip through the loop."""
         if isinstance(msg, ContainerEvent):
+            if msg.time_ns:
+                self.on_lag(self.clock.time() - msg.time_ns / 1e9)
             effect = effect_of(msg)
             if effect.leaving:
                 self.rotation.mark_leaving(msg.container, killed=effect.killed)
@@ -120,6 +124,7 @@ class Healing:
         self.h.event("service-failed", name, error=reason)
 
     def stream_state(self, st: StreamState) -> None:
+        self.docker_up = st.connected
         if not st.connected:
             self.h.event("docker-disconnected", error=st.detail)
             return

@@ -27,9 +27,13 @@ class JobRunner:
         build_timeout_s: float,
         clock: Clock,
         syncer: Syncer,
+        recreated: Callable[[list[str]], object] | None = None,
     ) -> None:
         self.clock = clock
         self.syncer = syncer
+        # told the addresses of a plain service's containers after compose recreated them
+        # (adapters.neighbours.forget: no client waits for an ARP retry)
+        self.recreated = recreated
         self.compose = compose
         self.deployer = deployer
         self.report = report
@@ -68,6 +72,7 @@ class JobRunner:
                 build = replace(both, ok=True) if both.touched else both
                 deploy = both if both.touched else None
                 if both.ok:
+                    self._recreated(svc)
                     self.syncer.rebuilt(svc)
                     self.syncer.catch_up_all(svc)
             else:
@@ -85,7 +90,20 @@ class JobRunner:
             build, deploy = (
                 (failed, None) if build is None and kind is Kind.BUILD else (build, failed)
             )
-        self.report(JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync))
+        deployed = kind is not Kind.SYNC and deploy is not None and deploy.ok and deploy.changed
+        image = self._image(svc) if deployed else ""
+        self.report(
+            JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync, image)
+        )
+
+    def _image(self, svc: ServiceSpec) -> str:
+        """The image the service runs after a deploy, for its version record (GET /v1/watch);
+        '' when Docker cannot say: the deploy itself is what counts."""
+        try:
+            return self.compose.image_id(svc)
+        except Exception as exc:  # noqa: BLE001 - a detail of the record, never the job's fate
+            logger.debug("image id of {}: {}", svc.name, exc)
+            return ""
 
     def _deploy(self, svc: ServiceSpec, kind: Kind) -> CommandResult:
         t0 = self.clock.time()
@@ -98,5 +116,15 @@ class JobRunner:
             self.deployer.unserve(svc.name)
         result = self.compose.up([svc.name])
         if result.ok:
+            self._recreated(svc)
             self.syncer.catch_up_all(svc)  # containers compose made get the synced files
         return result
+
+    def _recreated(self, svc: ServiceSpec) -> None:
+        if self.recreated is None:
+            return
+        try:
+            running = self.compose.running_instances(svc.name)
+            self.recreated([ip for i in running for ip in i.ips.values()])
+        except Exception as exc:  # noqa: BLE001 - an optimisation: never fails the job
+            logger.debug("{}: neighbour flush skipped: {}", svc.name, exc)

@@ -63,6 +63,15 @@ class Rotation:
             svc = self._services.get(service)
             return list(svc.members.values()) if svc else []
 
+    def census(self) -> dict[str, tuple[int, dict[str, int]]]:
+        """service -> (rotation size, instance state -> count), for the metrics."""
+        with self._lock:
+            out = {}
+            for name, svc in self._services.items():
+                states = [info.get("state", "?") for info in svc.states.values()]
+                out[name] = (len(svc.members), {s: states.count(s) for s in set(states)})
+            return out
+
     def members(self, service: str) -> dict[str, str]:
         with self._lock:
             svc = self._services.get(service)

@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from testkit.http import Entry, get_url
+from testkit.http_api import Api
 from testkit.load import Load
 from testkit.redis_server import read_events
 from testkit.wait import free_port, wait_for
@@ -144,7 +145,7 @@ def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
     root.chmod(0o755)
     _copy_repo(root)
     project = f"sctstack{uuid.uuid4().hex[:6]}"
-    ports = {k: str(free_port()) for k in ("HTTP", "DASHBOARD", "REDIS")}
+    ports = {k: str(free_port()) for k in ("HTTP", "DASHBOARD", "REDIS", "SIDECAR")}
     had = {ref for ref in STAND_INS if _image_exists(ref)}
     env = {
         **os.environ,
@@ -154,6 +155,8 @@ def stack(docker_ready: None, tmp_path: Path) -> Iterator[Stack]:
         "STACK_HTTP_PORT": ports["HTTP"],
         "STACK_DASHBOARD_PORT": ports["DASHBOARD"],
         "STACK_REDIS_PORT": ports["REDIS"],
+        "STACK_SIDECAR_PORT": ports["SIDECAR"],
+        "SIDECAR_HTTP_TOKEN": f"token-{uuid.uuid4().hex}",
         "SIDECAR_STAND_INS": "1",  # local stand-ins for the base images; nothing is pulled
         # the copy has no .venv of its own: stack.sh makes the wheels with this interpreter
         "PYTHON": sys.executable,
@@ -199,6 +202,13 @@ def test_reference_stack_end_to_end(stack: Stack) -> None:
     assert st.entry.get("api.localhost")[0] == 200
     wait_for(lambda: len(st.rotation("web")) == 2, 60, "web's two instances in the rotation")
     assert len(st.rotation("api")) == 2
+    # the HTTP API, published on loopback: every request but the page needs the token
+    api = Api(int(st.env["STACK_SIDECAR_PORT"]), st.env["SIDECAR_HTTP_TOKEN"])
+    wait_for(api.up, 60, "the sidecar's HTTP API")
+    assert api.get("/v1/status", token=None).status == 401
+    status = api.get("/v1/status").json()
+    assert set(status["services"]) >= {"web", "api"} and status["threads"]["http"] == "running"
+    assert api.get("/", token=None).status == 200
 
     # --- an edit is served through Traefik with 0 failed requests
     page = st.root / "compose" / "app" / "web" / "www" / "index.html"

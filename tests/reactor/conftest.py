@@ -36,7 +36,12 @@ class World:
         self.work = InlineExecutor()
         self.repair = InlineExecutor()
         self.sync = InlineExecutor()
-        defaults = {"debounce_ms": 10, "debounce_max_ms": 100, "resync_interval_s": 3600}
+        defaults = {
+            "debounce_ms": 10,
+            "debounce_max_ms": 100,
+            "resync_interval_s": 3600,
+            "neighbour_flush": False,  # no host I/O here; a test may plug in a recorder
+        }
         self.settings = Settings(workspace=root, project_name=PROJECT, **{**defaults, **settings})
         self.daemon: Daemon | None = None
 

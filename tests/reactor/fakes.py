@@ -17,6 +17,7 @@ from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError, ServiceSpec
 from sidecar.core.serving import HealthSpec, RetrySpec
 from sidecar.core.types import CommandResult, ExecResult, Instance
+from sidecar.core.versions import Version
 
 
 class DockerAway(Exception):
@@ -174,6 +175,11 @@ class FakeDocker:
         self._check("has_image", svc.name)
         return svc.name in self.images
 
+    def image_id(self, svc: ServiceSpec) -> str:
+        """A stand-in id per build of the service's image."""
+        self._check("image_id", svc.name)
+        return f"sha256:{svc.name}-{self.generation.get(svc.name, 0)}"
+
     def stop_remove(self, ids: list[str], timeout: int = 10) -> None:
         self._check("stop_remove", ",".join(i[:12] for i in ids))
         for cid in ids:
@@ -289,6 +295,7 @@ class FakeStore:
         self.project_info: dict[str, str] = {}
         self.synced: dict[str, dict[str, str | None]] = {}
         self.sync_gens: dict[str, tuple[int, dict[str, int]]] = {}
+        self.versions: dict[str, list[Version]] = {}  # service -> kept records, oldest first
 
     def down(self) -> None:
         self.reachable = False
@@ -343,6 +350,17 @@ class FakeStore:
     def event(self, kind: str, service: str = "", **fields: Any) -> None:
         self._call()
         self.events.append({"kind": kind, "service": service, **fields})
+
+    # --- versions ----------------------------------------------------------------------------
+    def last_version(self, service: str) -> Version | None:
+        self._call()
+        kept = self.versions.get(service)
+        return kept[-1] if kept else None
+
+    def record_version(self, version: Version, keep: int) -> None:
+        self._call()
+        kept = self.versions.setdefault(version.service, [])
+        kept[:] = [*kept, version][-keep:]
 
     # --- hashes ------------------------------------------------------------------------------
     def has_hashes(self, service: str) -> bool:

@@ -74,3 +74,14 @@ def test_a_served_service_publishes_its_retry_with_the_rotation(world: World) ->
     web, api = world.store.retries["web"], world.store.retries["api"]
     assert web is not None and web.attempts == 2  # the default
     assert api is not None and api.attempts == 0  # off, as the compose file says
+
+
+def test_a_recreated_plain_service_has_its_neighbour_entries_forgotten(world: World) -> None:
+    world.built("web")
+    world.start()
+    flushed: list[list[str]] = []
+    world.d.runner.recreated = flushed.append
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    [inst] = world.docker.running("web")
+    assert flushed == [list(inst.ips.values())]  # the new container's address, once

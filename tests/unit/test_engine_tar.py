@@ -1,11 +1,17 @@
-"""The tar stream a sync sends: container paths, modes, symlinks, vanished files."""
+"""The Engine and host adapters' pure edges: the tar stream a sync sends (container paths,
+modes, symlinks, vanished files), a missing program told from a failing one, and what the
+neighbour flush puts on its command line."""
 
 from __future__ import annotations
 
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
+
+import pytest
 
 from sidecar.adapters.engine import build_tar
 from sidecar.core.types import ExecResult
@@ -39,3 +45,24 @@ def test_a_missing_program_is_told_from_a_failing_one() -> None:
     assert ExecResult(126, missing).missing
     assert not ExecResult(1, "rm: cannot remove: Permission denied").missing
     assert not ExecResult(127, "sh: foo: not found").missing
+
+
+def test_neighbour_flush_takes_only_addresses(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sidecar.adapters import neighbours
+
+    calls: list[list[str]] = []
+
+    def run(cmd: list[str], **_: object) -> subprocess.CompletedProcess[bytes]:
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(shutil, "which", lambda _: "/sbin/ip")
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert neighbours.forget(["10.0.0.2", "; rm -rf /", "fe80::1"]) == 2
+    assert calls == [
+        ["/sbin/ip", "neigh", "flush", "to", "10.0.0.2"],
+        ["/sbin/ip", "neigh", "flush", "to", "fe80::1"],
+    ]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert neighbours.forget(["10.0.0.2"]) == 0
