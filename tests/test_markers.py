@@ -25,9 +25,23 @@ def collected(*args: str) -> set[str]:
     return {line for line in proc.stdout.splitlines() if "::" in line}
 
 
+# The browser tests that drive the real daemon need dockerd and Redis as well.
+LIVE_BROWSER = ("tests/browser/test_live.py::",)
+
+
 def test_integration_marker_selects_exactly_the_integration_tests() -> None:
     everything = collected("tests")
-    integration = {t for t in everything if t.startswith("tests/integration/")}
+    integration = {
+        t for t in everything if t.startswith("tests/integration/") or t.startswith(LIVE_BROWSER)
+    }
     assert len(integration) > 20, f"expected the integration suite, found {len(integration)}"
     assert collected("tests", "-m", "integration") == integration
     assert collected("tests", "-m", "not integration") == everything - integration
+
+
+def test_browser_marker_selects_exactly_the_browser_tests() -> None:
+    everything = collected("tests")
+    browser = {t for t in everything if t.startswith("tests/browser/")}
+    assert len(browser) >= 5, f"expected the browser tests, found {len(browser)}"
+    assert collected("tests", "-m", "browser") == browser
+    assert collected("tests", "-m", "not browser") == everything - browser
