@@ -44,7 +44,8 @@ def test_a_thread_that_returns_early_counts_as_a_failure() -> None:
     stopped: list[str] = []
     sup.on_fatal = stopped.append
     sup.spawn("docker-events", lambda stop: None)
-    _until(lambda: sup.fatal is not None)
+    # on_fatal runs just after `fatal` is set (outside the lock): wait for both
+    _until(lambda: sup.fatal is not None and bool(stopped))
     assert "docker-events failed 3 times" in (sup.fatal or "")
     assert stopped and stopped[0] == sup.fatal
     assert sup.states()["docker-events"].startswith("dead")
