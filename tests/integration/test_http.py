@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -241,7 +242,7 @@ def test_access_off_loopback_and_without_a_token(
     sc = sidecar(http_listen=f"0.0.0.0:{port}", http_token=TOKEN)
     sc.start()
     api = Api(port, TOKEN)
-    wait_for(lambda: api.get("/v1/status").status == 200, 15, "the HTTP server")
+    wait_for(api.up, 15, "the HTTP server")  # binds on its own thread, soon after `ready`
     for path in ("/v1/status", "/v1/events", "/v1/watch?service=web", "/metrics", "/healthz"):
         for token in (None, "wrong", TOKEN + "x"):
             answer = api.get(path, token=token)
@@ -264,6 +265,40 @@ def test_access_off_loopback_and_without_a_token(
     rebinding = api.get("/v1/status", headers={"Host": f"evil.example:{port}"})
     assert rebinding.status == 403 and rebinding.json() == {"error": "host not allowed"}
     assert api.get("/v1/status", headers={"Host": f"localhost:{port}"}).status == 200
+
+
+def test_a_taken_address_is_retried_and_reported(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    served(workspace, "web", replicas=1, **FAST)
+    workspace.write_compose()
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    port = squatter.getsockname()[1]
+    sc = sidecar(http_listen=f"127.0.0.1:{port}", http_token=TOKEN)
+    try:
+        sc.start()
+
+        def http_thread() -> str:
+            return str(sc.status().get("threads", {}).get("http", ""))
+
+        wait_for(lambda: http_thread().startswith("restarting:"), 30, "the http thread retried")
+        assert "in use" in http_thread() or "Errno 98" in http_thread(), http_thread()
+        check = subprocess.run(
+            [sys.executable, "-m", "sidecar", "check"],
+            env=sc.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert check.returncode == 1 and "thread http" in check.stdout
+        assert converged(sc, "web", 1)  # the rest of the daemon does its work
+    finally:
+        squatter.close()
+    api = Api(port, TOKEN)
+    wait_for(api.up, 30, "the server once the address is free")
+    wait_for(lambda: http_thread() == "running", 15, "the http thread running")
 
 
 # --- bad input: one daemon for all of it; after each, it must be unharmed -----------------

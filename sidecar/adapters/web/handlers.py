@@ -151,7 +151,7 @@ async def events(request: web.Request) -> web.StreamResponse:
         )
         await resp.prepare(request)
         entries = [(str(i), {str(k): str(v) for k, v in f.items()}) for i, f in past]
-        await _follow(ctx, resp, sub, entries)
+        await _follow(ctx, resp, sub, entries, parse_id(after) if after else None)
         return resp
     finally:
         ctx.hub.unsubscribe(sub)
@@ -160,11 +160,15 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 
 async def _follow(
-    ctx: Context, resp: web.StreamResponse, sub: Subscription, entries: list[Entry]
+    ctx: Context,
+    resp: web.StreamResponse,
+    sub: Subscription,
+    entries: list[Entry],
+    last: tuple[int, int] | None,
 ) -> None:
     """Send the backlog, then live entries, until the client goes, cannot keep up (its
-    buffer overflowed, or a write stalls), or the server stops."""
-    last: tuple[int, int] | None = None
+    buffer overflowed, or a write stalls), or the server stops. `last`: the position the
+    client resumes after; nothing at or before it is sent (nor anything twice)."""
 
     async def send(data: bytes) -> None:
         async with asyncio.timeout(ctx.read_timeout_s):  # a client that stopped reading

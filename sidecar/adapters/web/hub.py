@@ -53,6 +53,9 @@ class Subscription:
             self.items.append(entry)
         self._wake.set()
 
+    def wake(self) -> None:
+        self._wake.set()
+
     async def take(self, timeout: float) -> list[Entry]:
         """What arrived (waiting up to `timeout` seconds for something); [] on timeout."""
         if not self.items and not self.overflowed:
@@ -115,6 +118,11 @@ class EventHub:
                 for entry_id, fields in entries:
                     last = str(entry_id)
                     self.broadcast((last, {str(k): str(v) for k, v in fields.items()}))
+
+    def wake_all(self) -> None:
+        """The server is stopping: every waiting consumer looks up now."""
+        for sub in list(self.subscribers):
+            sub.wake()
 
     def broadcast(self, entry: Entry) -> None:
         for sub in list(self.subscribers):

@@ -48,10 +48,11 @@ def make_app(ctx: Context, listen: Listen, token: str) -> web.Application:
     )
     app[CTX] = ctx
     app.router.add_get("/v1/status", handlers.status)
-    app.router.add_get("/v1/events", handlers.events)
+    # no HEAD for what streams or waits: it would hold a slot and send nothing
+    app.router.add_get("/v1/events", handlers.events, allow_head=False)
     app.router.add_post("/v1/commands", handlers.post_command)
     app.router.add_get("/v1/commands/{id}", handlers.get_command)
-    app.router.add_get("/v1/watch", handlers.watch)
+    app.router.add_get("/v1/watch", handlers.watch, allow_head=False)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.index)
@@ -59,6 +60,7 @@ def make_app(ctx: Context, listen: Listen, token: str) -> web.Application:
 
     async def on_shutdown(_app: web.Application) -> None:
         ctx.closing.set()  # long-polls and streams answer now instead of at their timeout
+        ctx.hub.wake_all()
 
     app.on_shutdown.append(on_shutdown)
     return app
