@@ -17,8 +17,7 @@ from pathlib import Path
 import redis
 from pydantic import SecretStr
 
-from bench.common import Json, environment, median, results_dir, write_json
-from bench.http.live import event_to_sse, idle_cpu
+from bench.common import Json, environment, median, write_json
 from sidecar.adapters.metrics import Metrics
 from sidecar.adapters.web.server import WebServer
 from sidecar.core.keys import Keys
@@ -98,9 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--cli-runs", type=int, default=10)
     parser.add_argument("--json", metavar="PATH")
-    parser.add_argument("--kills", type=int, default=7, help="Docker events timed to SSE")
-    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU")
-    parser.add_argument("--no-docker", action="store_true", help="the status phase only")
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="bench-http-"))
     server = RedisServer(base)
@@ -152,11 +148,6 @@ def main(argv: list[str] | None = None) -> int:
             "requests": args.requests,
             "cli_runs": args.cli_runs,
         }
-        if not args.no_docker:
-            logs = results_dir("http")
-            print(f"logs: {logs}", flush=True)
-            result["event_to_sse"] = event_to_sse(base, logs, server.url, args.kills)
-            result["idle_cpu"] = idle_cpu(base, logs, server.url, args.idle)
     finally:
         stop.set()
         web_stop = getattr(locals().get("web"), "interrupt", None)
@@ -174,22 +165,6 @@ def main(argv: list[str] | None = None) -> int:
         f" ({args.cli_runs} runs); ratio http/cli "
         f"{result['http_median_s'] / result['cli_median_s']:.3f}x"
     )
-    sse = result.get("event_to_sse")
-    if sse:
-        print(
-            f"docker kill -> instance-left read over SSE: median {sse['median_s'] * 1000:.1f} ms,"
-            f" max {sse['max_s'] * 1000:.1f} ms ({sse['kills']} kills; target < 100 ms: "
-            f"{'PASS' if sse['median_s'] < 0.1 else 'MISS'})"
-        )
-    idle = result.get("idle_cpu")
-    if idle:
-        a = idle["without_server"]["share"]
-        b = idle["with_server_2_dashboards"]["share"]
-        print(
-            f"idle CPU over {idle['seconds']:g} s: {a * 100:.2f}% without the server, "
-            f"{b * 100:.2f}% with it and 2 dashboards: +{(b - a) * 100:.2f} points "
-            f"(target < 5: {'PASS' if b - a < 0.05 else 'MISS'})"
-        )
     if args.json:
         write_json(args.json, result)
     return 0
