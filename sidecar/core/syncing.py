@@ -109,6 +109,23 @@ class SyncRecord:
         self.behind()
 
 
+def sync_fields(
+    at: float, error: str = "", files: int | None = None, seconds: float | None = None
+) -> dict[str, str]:
+    """The service hash's `last_sync_*` fields (what `sidecar status` shows) for one sync:
+    failed when it carries an error."""
+    fields = {
+        "last_sync_at": f"{at:.3f}",
+        "last_sync_result": "failed" if error else "ok",
+        "last_sync_error": error,
+    }
+    if files is not None:
+        fields["last_sync_files"] = str(files)
+    if seconds is not None:
+        fields["last_sync_seconds"] = f"{seconds:.3f}"
+    return fields
+
+
 def exec_rules_fired(spec: ServiceSpec, synced_by_rule: Mapping[int, int]) -> list[int]:
     """The sync+exec rules whose paths synced at least one entry, once each, in order."""
     return [

@@ -12,6 +12,7 @@ from loguru import logger
 from sidecar.core.model import ServiceSpec
 from sidecar.core.planner import Digests, Kind
 from sidecar.core.ports import Clock, DockerPort
+from sidecar.core.syncing import sync_fields
 from sidecar.core.types import CommandResult, JobDone, SyncReport
 from sidecar.runtime.deployer import Deployer, EventSink
 from sidecar.runtime.syncer import Syncer, SyncWork
@@ -61,11 +62,7 @@ class JobRunner:
                 except Exception as exc:  # noqa: BLE001 - Docker away, a file unreadable...
                     logger.opt(exception=exc).warning("sync of {} failed", svc.name)
                     error = f"{type(exc).__name__}: {exc}"[:500]
-                    fields = {
-                        "last_sync_at": f"{self.clock.time():.3f}",
-                        "last_sync_result": "failed",
-                        "last_sync_error": error,
-                    }
+                    fields = sync_fields(self.clock.time(), error)
                     sync = SyncReport(False, error, fields=fields)
                 deploy = CommandResult(sync.ok, sync.seconds, sync.detail, changed=sync.changed)
             elif kind is Kind.BUILD and not svc.served:

@@ -32,6 +32,7 @@ from sidecar.core.syncing import (
     payload,
     restart_after_sync,
     sync_diff,
+    sync_fields,
 )
 from sidecar.core.types import Instance, SyncReport
 from sidecar.runtime.deployer import Deployer
@@ -173,7 +174,7 @@ class Syncer:
         gone: set[str] = set()
         initial: set[str] = set()
         walked: set[str] = set()
-        roots = [r for r in spec.sync_rules] if work.full else []
+        roots = list(spec.sync_rules) if work.full else []
         for rule in roots:
             tree = [rule.path] if os.path.isfile(rule.path) else walk_files(rule.path, self.mapper)
             found = {f for f in tree if self._targets(spec, f)}
@@ -322,13 +323,8 @@ class Syncer:
         failed = [s for s in shares if not s.ok and not s.cannot_delete]
         stuck = [s for s in shares if s.cannot_delete]
         fallback = self._fallback(spec, stuck, digests) if stuck else ""
-        fields = {
-            "last_sync_at": f"{time.time():.3f}",
-            "last_sync_files": str(len(every)),
-            "last_sync_seconds": f"{seconds:.3f}",
-            "last_sync_result": "failed" if failed else "ok",
-            "last_sync_error": failed[0].error if failed else "",
-        }
+        error = failed[0].error if failed else ""
+        fields = sync_fields(time.time(), error, len(every), seconds)
         if failed:
             error = "; ".join(f"{s.inst.name}: {s.error}" for s in failed)
             logger.error("{}: sync failed in {} container(s): {}", spec.name, len(failed), error)
