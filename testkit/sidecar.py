@@ -39,6 +39,9 @@ class Sidecar:
                 "SIDECAR_REDIS_URL": self.redis_url,
                 "SIDECAR_PROJECT_NAME": self.ws.name,
                 "SIDECAR_LOG_LEVEL": "DEBUG",
+                # a port of its own unless a test names one: a daemon left on the default
+                # 8765 (or anything else there) must not fail every test's HTTP thread
+                "SIDECAR_HTTP_LISTEN": "127.0.0.1:0",
                 # the code under test, whatever checkout an editable install points at
                 "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
             }

@@ -17,7 +17,8 @@ from pathlib import Path
 import redis
 from pydantic import SecretStr
 
-from bench.common import Json, environment, median, write_json
+from bench.common import Json, environment, median, results_dir, write_json
+from bench.http.live import event_to_client, idle_cpu
 from sidecar.adapters.metrics import Metrics
 from sidecar.adapters.web.server import WebServer
 from sidecar.core.keys import Keys
@@ -97,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--cli-runs", type=int, default=10)
     parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--kills", type=int, default=7, help="Docker events timed to SSE")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle CPU")
+    parser.add_argument("--no-docker", action="store_true", help="the status phase only")
+    parser.add_argument(
+        "--chromium",
+        default="/usr/bin/chromium",
+        help="the browser that reads the events in the dashboard ('' for none)",
+    )
     args = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="bench-http-"))
     server = RedisServer(base)
@@ -148,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
             "requests": args.requests,
             "cli_runs": args.cli_runs,
         }
+        if not args.no_docker:
+            logs = results_dir("http")
+            print(f"logs: {logs}", flush=True)
+            chromium = Path(args.chromium) if args.chromium else None
+            result["event_to_client"] = event_to_client(
+                base, logs, server.url, args.kills, chromium
+            )
+            result["idle_cpu"] = idle_cpu(base, logs, server.url, args.idle, chromium)
     finally:
         stop.set()
         web_stop = getattr(locals().get("web"), "interrupt", None)
@@ -165,6 +182,33 @@ def main(argv: list[str] | None = None) -> int:
         f" ({args.cli_runs} runs); ratio http/cli "
         f"{result['http_median_s'] / result['cli_median_s']:.3f}x"
     )
+    live = result.get("event_to_client")
+    if live:
+        print(f"docker kill -> instance-left ({live['kills']} kills, target < 100 ms median):")
+        for name, label in (
+            ("to_redis", "in Redis (the stream entry)"),
+            ("sse_client", "read by an SSE client"),
+            ("browser", "read by the dashboard in chromium"),
+        ):
+            if name in live:
+                lag = live[name]
+                verdict = (
+                    "" if name == "to_redis" else ("  PASS" if lag["median_s"] < 0.1 else "  MISS")
+                )
+                print(
+                    f"  {label:36} median {lag['median_s'] * 1000:6.1f} ms, "
+                    f"max {lag['max_s'] * 1000:6.1f} ms{verdict}"
+                )
+    idle = result.get("idle_cpu")
+    if idle:
+        a = idle["without_server"]["share"]
+        b = idle["with_server_2_dashboards"]["share"]
+        print(
+            f"idle CPU over {idle['seconds']:g} s ({idle['dashboards']}): "
+            f"{a * 100:.2f}% without the server, "
+            f"{b * 100:.2f}% with it and 2 dashboards: +{(b - a) * 100:.2f} points "
+            f"(target < 5: {'PASS' if b - a < 0.05 else 'MISS'})"
+        )
     if args.json:
         write_json(args.json, result)
     return 0

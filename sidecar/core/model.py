@@ -210,13 +210,16 @@ def _rule_error(rule: Any, built: bool) -> str | None:
     if not isinstance(rule, Mapping):
         return " must be a mapping"
     action = rule.get("action")
+    exec_ = rule.get("exec")
     problems = [
         (action not in ACTIONS, f".action: {action!r} is not one of {', '.join(ACTIONS)}"),
         (not rule.get("path"), ".path is required"),
         (action in SYNC_ACTIONS and not rule.get("target"), f".target is required for {action}"),
         (action == "rebuild" and not built, ".action: rebuild needs a build section (none)"),
+        (exec_ is not None and not isinstance(exec_, Mapping), ".exec must be a mapping"),
         (
-            action == "sync+exec" and not (rule.get("exec") or {}).get("command"),
+            action == "sync+exec"
+            and not (exec_ if isinstance(exec_, Mapping) else {}).get("command"),
             ".exec.command is required for sync+exec",
         ),
         (not isinstance(rule.get("ignore") or [], list), ".ignore must be a list of patterns"),

@@ -63,7 +63,10 @@ def _recorded(done: JobDone, stopping: bool) -> Outcome:
     stage = "build" if done.build is not None and not done.build.ok else "deploy"
     result = "cancelled" if stopping else "failed"
     tail = failed_step.tail if failed_step else "cancelled before deploying"
-    return Outcome(fields, False, [(f"{stage}-{result}", {"error": tail})], f"{stage} {result}")
+    failure = {"error": tail}
+    if failed_step is not None:
+        failure["seconds"] = f"{failed_step.duration:.3f}"
+    return Outcome(fields, False, [(f"{stage}-{result}", failure)], f"{stage} {result}")
 
 
 def _sync_outcome(done: JobDone, known: bool) -> Outcome:

@@ -169,7 +169,8 @@ Liner = Callable[[Fields, str], str]  # (the event's fields, its instance's shor
 def _error(label: str) -> Liner:
     def line(f: Fields, _: str) -> str:
         error = _last_line(f.get("error", ""))
-        return f"{label}: {error}" if error else label
+        text = f"{label} after {_seconds(f)}" if f.get("seconds") else label
+        return f"{text}: {error}" if error else text
 
     return line
 

@@ -188,7 +188,10 @@ class Daemon:
         listen = self.settings.listen
         if listen is not None:
             self.web = WebServer(self.settings, listen, lambda: self.store.keys, self.metrics)
-            self.supervisor.spawn("http", self.web.run, interrupt=self.web.interrupt)
+            # not essential: a taken port is reported and retried, the rest runs on
+            self.supervisor.spawn(
+                "http", self.web.run, interrupt=self.web.interrupt, essential=False
+            )
         self._start_watcher()
         self.supervisor.adopt("watcher", self._watcher_alive, self._restart_watcher)
 

@@ -77,6 +77,15 @@ class Healing:
                         lag,
                         (self.clock.monotonic() - t0) * 1000,
                     )
+                    # at once, from this thread: the dashboard sees it within milliseconds
+                    docker_at = f"{msg.time_ns / 1e9:.6f}" if msg.time_ns else ""
+                    self.h.event(
+                        "instance-left",
+                        msg.service,
+                        instance=msg.name,
+                        on=msg.action,
+                        docker_at=docker_at,
+                    )
             if effect.forget:
                 self.rotation.forget_container(msg.container)
         self.post(msg)

@@ -1,7 +1,9 @@
 """Every long-running thread is started here, so none can die silently (kopf's guarded
 tasks). A thread that ends while the daemon is not stopping, or raises, is logged with its
 error and restarted after a backoff; one that keeps failing (`max_failures` within
-`window_s`) stops the daemon with a clear message and a non-zero exit. The states are part
+`window_s`) stops the daemon with a clear message and a non-zero exit, unless it is not
+essential (the HTTP server: a taken port must not stop the builds and the healing), which is
+retried at the longest backoff for as long as it fails, its state saying why. The states are part
 of the heartbeat, so `sidecar check` and `sidecar status` name a thread that is not running.
 
 One stop rule: `stop()` sets the one stop event every supervised loop waits on, calls each
@@ -31,6 +33,7 @@ class _Unit:
     interrupt: Callable[[], None] | None = None
     alive: Callable[[], bool] | None = None  # an adopted thread: how to tell it runs
     restart: Callable[[], None] | None = None  # ... and how to start it again
+    essential: bool = True  # failing for good stops the daemon (else: retried, reported)
     thread: threading.Thread | None = None
     state: str = RUNNING
     error: str = ""
@@ -62,10 +65,11 @@ class Supervisor:
         name: str,
         target: Callable[[threading.Event], None],
         interrupt: Callable[[], None] | None = None,
+        essential: bool = True,
     ) -> None:
         """Run `target(stop_event)` on a thread of its own, restarting it when it ends or
         raises before the stop. `target` must return soon after the stop event is set."""
-        unit = _Unit(name, target=target, interrupt=interrupt)
+        unit = _Unit(name, target=target, interrupt=interrupt, essential=essential)
         self._units[name] = unit
         unit.thread = threading.Thread(target=self._guard, args=(unit,), name=name, daemon=True)
         unit.thread.start()
@@ -103,6 +107,19 @@ class Supervisor:
             unit.failures = [t for t in unit.failures if now - t < self.window_s] + [now]
             unit.error = error
             attempt = len(unit.failures)
+            if attempt > self.max_failures and not unit.essential:
+                unit.state = RESTARTING
+                if attempt == self.max_failures + 1:
+                    logger.error(
+                        "thread {} failed {} times within {:g}s: retrying every {:g}s, "
+                        "the daemon runs on; last error: {}",
+                        unit.name,
+                        attempt,
+                        self.window_s,
+                        self.backoffs[-1],
+                        error,
+                    )
+                return self.backoffs[-1]
             if attempt > self.max_failures:
                 unit.state = DEAD
                 self.fatal = (

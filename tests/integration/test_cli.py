@@ -187,3 +187,23 @@ def test_status_watch_prints_frames_until_ctrl_c(
     for frame in frames[1:-1]:  # the last may be cut short by the Ctrl-C
         assert frame.startswith(f"project {workspace.name}: daemon alive"), frame
         assert re.search(r"^web\s", frame, flags=re.MULTILINE), frame
+
+
+def test_a_reader_that_goes_away_ends_the_cli_quietly(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    """`sidecar status --watch | head -3` printed a BrokenPipeError traceback."""
+    sc = start_served(workspace, sidecar, 1, **SERVE)[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sidecar", "status", "--watch", "--interval", "0.1"],
+        env=sc.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    assert first.startswith(b"--- "), first
+    proc.stdout.close()  # as `head` does once it has its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=10) == 128 + signal.SIGPIPE, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err

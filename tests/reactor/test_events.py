@@ -67,3 +67,12 @@ def test_events_of_other_services_and_plain_services_change_nothing(world: World
     world.event("die", "f" * 64, "ghost", exit_code="1")
     world.settle()
     assert not [c for c in world.docker.calls[calls:] if c[0] in ("scale", "stop_remove", "up")]
+
+
+def test_an_instance_taken_out_by_a_docker_event_is_reported_at_once(world: World) -> None:
+    world.served("web", replicas=2)
+    world.start()
+    victim = world.docker.running("web")[0]
+    world.event("kill", victim.id, "web", signal="9")  # the events thread's part only
+    left = [e for e in world.store.events if e["kind"] == "instance-left"]
+    assert [(e["instance"], e["on"]) for e in left] == [(victim.name, "kill")]

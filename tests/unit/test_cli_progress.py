@@ -131,6 +131,8 @@ def ev(kind: str, service: str = "web", **fields: str) -> dict[str, str]:
         (ev("build-succeeded", seconds="2"), "build succeeded in 2.0s"),
         (ev("build-failed", error="step 1\nstep 2: boom\n"), "build failed: step 2: boom"),
         (ev("deploy-failed", error=""), "deploy failed"),
+        (ev("build-failed", error="boom", seconds="3.21"), "build failed after 3.2s: boom"),
+        (ev("deploy-failed", seconds="40"), "deploy failed after 40.0s"),
         (ev("build-cancelled"), "build cancelled"),
         (ev("deployed", seconds="4", detail="2/2 serving"), "deployed in 4.0s: 2/2 serving"),
         (

@@ -86,4 +86,7 @@ def test_a_removed_service_records_nothing_but_the_job_end() -> None:
 def test_a_failure_names_its_stage_and_keeps_the_output() -> None:
     out = job_outcome(job(Kind.BUILD, FAIL, None), False, known=True)
     assert out.error == "build failed"
-    assert out.events[0] == ("build-failed", {"error": FAIL.tail})
+    assert out.events[0] == (
+        "build-failed",
+        {"error": FAIL.tail, "seconds": f"{FAIL.duration:.3f}"},
+    )

@@ -52,6 +52,25 @@ def test_a_thread_that_returns_early_counts_as_a_failure() -> None:
     sup.stop()
 
 
+def test_a_thread_that_is_not_essential_is_retried_for_good_and_the_daemon_runs_on() -> None:
+    """A taken HTTP port failed the thread 11 times and stopped every build and heal."""
+    sup = Supervisor(backoffs=(0.001, 0.01), max_failures=2)
+    stopped: list[str] = []
+    sup.on_fatal = stopped.append
+    runs: list[int] = []
+
+    def bind(stop: threading.Event) -> None:
+        runs.append(1)
+        raise OSError(98, "address already in use")
+
+    sup.spawn("http", bind, essential=False)
+    _until(lambda: len(runs) >= 6)
+    assert sup.fatal is None and not stopped
+    state = sup.states()["http"]
+    assert state.startswith(("restarting", RUNNING)), state
+    sup.stop()
+
+
 def test_stop_interrupts_and_joins() -> None:
     sup = Supervisor()
     interrupted = threading.Event()

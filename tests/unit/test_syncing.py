@@ -44,6 +44,8 @@ WATCH_ERRORS: list[tuple[Any, bool, str | None]] = [
     ({"watch": [{"action": "rebuild", "path": "."}]}, False, "rebuild needs a build"),
     ({"watch": [{**SYNC, "action": "sync+exec"}]}, True, "develop.watch[0].exec.command"),
     ({"watch": [{**SYNC, "action": "sync+exec", "exec": {"command": ["x"]}}]}, True, None),
+    ({"watch": [{**SYNC, "action": "sync+exec", "exec": "kill -HUP 1"}]}, True, ".exec must be"),
+    ({"watch": [{**SYNC, "exec": ["x"]}]}, True, "develop.watch[0].exec must be a mapping"),
     ({"watch": [{"action": "sync", "target": "/www"}]}, True, "develop.watch[0].path"),
     ({"watch": [{**SYNC, "ignore": "*.md"}]}, True, "develop.watch[0].ignore"),
     ({"watch": [{**SYNC, "include": "*.md"}]}, True, "develop.watch[0].include"),
