@@ -204,6 +204,7 @@ def test_a_reader_that_goes_away_ends_the_cli_quietly(
     first = proc.stdout.readline()
     assert first.startswith(b"--- "), first
     proc.stdout.close()  # as `head` does once it has its lines
-    err = proc.stderr.read().decode()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
     assert proc.wait(timeout=10) == 128 + signal.SIGPIPE, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
