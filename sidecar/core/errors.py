@@ -36,3 +36,8 @@ def docker_error_is_transient(text: str) -> bool:
 class CannotDelete(Exception):
     """A container has no program that deletes files (no rm, no busybox: scratch and
     distroless images)."""
+
+
+class GitError(Exception):
+    """A git command failed: a non-zero exit, a timeout, or no git at all. The message names
+    the command and git's own last words, credentials already removed from it."""
