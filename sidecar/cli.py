@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("rebuild", "build and roll out even without a source change"),
         ("redeploy", "roll out the current image"),
+        ("rollback", "roll out the previous good version's image, without a build"),
     ):
         sub.add_parser(name, help=text).add_argument("service")
     for name, text in (

@@ -263,6 +263,97 @@ class Settings(BaseSettings):
         json_schema_extra=group("http"),
     )
 
+    # --- git -----------------------------------------------------------------------------
+    git_remote: SecretStr = Field(
+        default=SecretStr(""),
+        description="The repository the workspace follows (an https, ssh or file URL, or a "
+        "path); empty: no delivery from git. Credentials in the URL are allowed and shown "
+        "redacted everywhere; git_token is the better place for them.",
+        json_schema_extra=group("git"),
+    )
+    git_branch: str = Field(
+        default="main",
+        description="The branch whose newest commit the workspace is kept at.",
+        json_schema_extra=group("git"),
+    )
+    git_updates: Literal["webhook", "poll", "both"] = Field(
+        default="both",
+        description="How new commits arrive: push webhooks (`POST /v1/hooks/<host>`, through "
+        "the Redis hub), polling (`git ls-remote` every git_poll_s), or both (a lost or "
+        "undeliverable webhook is picked up by the next poll).",
+        json_schema_extra=group("git"),
+    )
+    git_poll_s: float = Field(
+        default=60.0,
+        ge=1,
+        le=86400,
+        description="Seconds between two `git ls-remote` of the branch. One ls-remote is one "
+        "small request (no objects move unless the branch moved): a minute keeps a deployment "
+        "without webhooks a minute behind at most, at 1,440 requests a day (doco-cd polls "
+        "every 180 s). Doubled after each failure, up to 10 minutes.",
+        json_schema_extra=group("git"),
+    )
+    git_username: str = Field(
+        default="",
+        description="User name sent with git_token over https (`x-access-token` for GitHub "
+        "app tokens, `oauth2` for GitLab).",
+        json_schema_extra=group("git"),
+    )
+    git_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Password or access token for an https remote. Given to git through its "
+        "environment (an `http.extraHeader`), never on a command line, in a URL, a log line "
+        "or status.",
+        json_schema_extra=group("git"),
+    )
+    git_allow_force: bool = Field(
+        default=False,
+        description="Follow a force-pushed branch (history rewritten: the workspace is reset "
+        "to the new commit when it has no local changes). Off: such a push is refused and "
+        "reported, and the running version keeps serving.",
+        json_schema_extra=group("git"),
+    )
+    git_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        le=3600,
+        description="Longest one git command (ls-remote, fetch, merge) may take before it is "
+        "killed and reported as a failure.",
+        json_schema_extra=group("git"),
+    )
+    hook_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="The webhook secret of the repository host: the HMAC-SHA256 key of "
+        "GitHub's `X-Hub-Signature-256` and Gitea/Forgejo's signature, or GitLab's "
+        "`X-Gitlab-Token`. Empty: the hook endpoints answer 403. Never logged.",
+        json_schema_extra=group("git"),
+    )
+    hook_max_body: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        description="Largest webhook body accepted, in bytes (413 above). A push of 20 "
+        "commits is 30-60 KB from GitHub; 1 MiB takes big pushes (GitHub caps at 25 MB "
+        "but lists 20 commits at most).",
+        json_schema_extra=group("git"),
+    )
+    hook_dedupe_s: int = Field(
+        default=7 * 86400,
+        ge=60,
+        description="How long a webhook delivery id is remembered: a redelivery (the host's "
+        "'Redeliver' button, a replay) within it is answered and does nothing. GitHub lets a "
+        "delivery be redelivered for 3 days.",
+        json_schema_extra=group("git"),
+    )
+    images_kept: int = Field(
+        default=3,
+        ge=1,
+        le=50,
+        description="Images kept per built service for `rollback` (tagged "
+        "`<image>:sidecar-v<version>`); older ones are untagged and removed.",
+        json_schema_extra=group("git"),
+    )
+
     # --- resilience ----------------------------------------------------------------------
     resync_interval_s: float = Field(
         default=30.0,

@@ -56,7 +56,10 @@ def test_every_key_is_documented() -> None:
         keys.sync_gens("<svc>"),
         keys.versions("<svc>"),
         keys.version("<svc>"),
+        keys.git,
+        keys.delivery("<host>", "<id>"),
     ]
+    assert f"`{keys.hub}`" in README, "the hub stream (shared by projects) is documented"
     for name in names:
         assert f"`{name}`" in README, f"{name} missing from the README's key table"
     documented = set(re.findall(r"`(sidecar:<project>:[^`]+)`", README))

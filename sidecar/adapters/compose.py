@@ -399,6 +399,24 @@ class Compose:
         say): one Engine API call, no CLI process."""
         return self.engine.image_id(self.image_name(svc))
 
+    # --- images kept for rollback (the Engine API: milliseconds, on the reactor's thread) --
+    def keep_image(self, svc: ServiceSpec, image_id: str, tag: str) -> None:
+        """Tag `image_id` `<repository>:<tag>` so it outlives the next build."""
+        self.engine.tag(image_id, _repository(self.image_name(svc)), tag)
+
+    def image_tags(self, svc: ServiceSpec) -> list[str]:
+        return self.engine.tags(_repository(self.image_name(svc)))
+
+    def drop_image_tag(self, svc: ServiceSpec, tag: str) -> None:
+        self.engine.untag(f"{_repository(self.image_name(svc))}:{tag}")
+
+    def point_image(self, svc: ServiceSpec, image_id: str) -> None:
+        """Make the service's image name (what compose starts) the image `image_id`."""
+        name = self.image_name(svc)
+        repository = _repository(name)
+        tag = name[len(repository) + 1 :] or "latest"
+        self.engine.tag(image_id, repository, tag)
+
     def scale(self, service: str, replicas: int) -> CommandResult:
         """Run `replicas` containers of the service, never recreating existing ones (new ones
         get the current image and definition)."""
@@ -551,3 +569,11 @@ def kill_group(
 
 def _clean(text: str) -> str:
     return "\n".join(line for line in text.strip().splitlines() if line.strip())[-2000:]
+
+
+def _repository(image: str) -> str:
+    """`registry:5000/team/web:1.2` -> `registry:5000/team/web` (a tag is after the last
+    `/`; a port is before it); a name without a tag is its own repository."""
+    head, slash, last = image.rpartition("/")
+    name = last.split("@", 1)[0].partition(":")[0]
+    return f"{head}{slash}{name}"

@@ -18,6 +18,7 @@ from typing import Any
 import docker
 from docker.errors import DockerException
 from docker.utils import kwargs_from_env
+from loguru import logger
 
 from sidecar.core.errors import CannotDelete
 from sidecar.core.types import ExecResult
@@ -96,6 +97,29 @@ class Engine:
             return str(info.get("Id", ""))
         except DockerException:
             return ""
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        """Point `repository:tag` at `image` (an id or a name). Raises DockerException."""
+        self.api.tag(image, repository, tag, force=True)
+
+    def tags(self, repository: str) -> list[str]:
+        """The tags of `repository` (`web`, not `web:latest`) that exist locally."""
+        found: list[dict[str, Any]] = self.api.images(name=repository)
+        out = []
+        for image in found:
+            for ref in image.get("RepoTags") or []:
+                repo, _, tag = str(ref).rpartition(":")
+                if repo == repository:
+                    out.append(tag)
+        return sorted(out)
+
+    def untag(self, ref: str) -> None:
+        """Remove the tag `ref`; the image goes too when nothing else holds it (a container
+        that still uses it keeps it: Docker refuses, and that is fine)."""
+        try:
+            self.api.remove_image(ref)
+        except DockerException as exc:
+            logger.debug("untag {}: {}", ref, exc)
 
     def running(self, labels: list[str]) -> list[dict[str, Any]]:
         """Running containers with all these labels (`key=value`): one API call, where the

@@ -53,7 +53,19 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("action", "result"),
     ),
     "reactor_errors": ("sidecar_reactor_errors", "Messages the reactor failed to handle.", ()),
+    "hooks": (
+        "sidecar_webhooks",
+        "Webhook deliveries, by host and result (queued, published, ignored, duplicate, "
+        "pong, unauthorized, invalid).",
+        ("provider", "result"),
+    ),
+    "git_updates": (
+        "sidecar_git_updates",
+        "Looks at the git branch that moved the workspace or could not: updated, refused, failed.",
+        ("result",),
+    ),
 }
+_GIT = {"git-updated": "updated", "git-refused": "refused", "git-failed": "failed"}
 HISTOGRAMS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
     "build_seconds": (
         "sidecar_build_duration_seconds",
@@ -146,6 +158,8 @@ def updates_for(kind: str, service: str, fields: Mapping[str, object]) -> list[U
         out += [Update("repairs", (s, str(fields.get("result", "")))) for s in services]
     elif kind in _FAILURES:
         out += [Update("instance_failures", (s, kind)) for s in services]
+    elif kind in _GIT:
+        out.append(Update("git_updates", (_GIT[kind],)))
     elif kind in ("command-ok", "command-error"):
         action = str(fields.get("action", "")) or "unknown"
         out.append(Update("commands", (action, "ok" if kind == "command-ok" else "error")))

@@ -44,6 +44,7 @@ def _queue_head(pipe: Any, keys: Keys) -> None:
     pipe.pttl(keys.heartbeat)
     pipe.smembers(keys.services)
     pipe.hgetall(keys.project_info)
+    pipe.hgetall(keys.git)
 
 
 def _names(head: list[Any]) -> list[str]:
@@ -63,7 +64,7 @@ def _queue_service(pipe: Any, keys: Keys, name: str) -> None:
 
 
 def _assemble(keys: Keys, head: list[Any], names: list[str], rows: list[Any]) -> dict[str, Any]:
-    beat_raw, ttl_ms, _, project_info = head
+    beat_raw, ttl_ms, _, project_info, git = head
     beat = json.loads(str(beat_raw)) if beat_raw else None
     services = {
         name: _service(rows[i * _PER_SERVICE : (i + 1) * _PER_SERVICE])
@@ -76,6 +77,8 @@ def _assemble(keys: Keys, head: list[Any], names: list[str], rows: list[Any]) ->
         "heartbeat": beat,
         "heartbeat_ttl_ms": ttl_ms if beat else None,
         "project_info": {str(k): str(v) for k, v in project_info.items()},
+        # delivery from git (empty without git_remote): remote (redacted), branch, commit...
+        "git": {str(k): str(v) for k, v in git.items()},
         "services": services,
     }
 
@@ -167,6 +170,15 @@ def render(state: dict[str, Any]) -> str:
     lines = [f"project {state['project']}: daemon {alive}"]
     if beat:
         lines += [f"thread {n} {st}" for n, st in sorted(troubled_threads(beat).items())]
+    git = state.get("git") or {}
+    if git:
+        commit = (git.get("commit") or "?")[:12]
+        line = f"git {git.get('remote', '?')} {git.get('branch', '?')} at {commit}"
+        if git.get("subject"):
+            line += f" ({git['subject'][:60]})"
+        if git.get("last_result") in ("refused", "failed"):
+            line += f"; last update {git['last_result']}: {git.get('last_error', '')[:160]}"
+        lines.append(line)
     err = state["project_info"].get("load_error")
     if err:
         lines.append(f"compose file error (last good model kept): {err.splitlines()[-1]}")

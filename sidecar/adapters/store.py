@@ -199,6 +199,17 @@ class Store:
         except (ValueError, TypeError, AttributeError):
             return None  # an unreadable record: numbering goes on from what the daemon knows
 
+    def versions(self, service: str) -> list[Version]:
+        """The service's kept version records, oldest first (unreadable ones left out)."""
+        raw = self._call(lambda: self.r.hgetall(self.keys.versions(service)))
+        out = []
+        for text in cast(dict[Any, Any], raw).values():
+            try:
+                out.append(Version.from_dict(json.loads(str(text))))
+            except (ValueError, TypeError, AttributeError):
+                continue
+        return sorted(out, key=lambda v: v.version)
+
     def record_version(self, version: Version, keep: int) -> None:
         """The record, the counter and the trim of the oldest kept record, in one MULTI."""
         n = version.version
@@ -380,6 +391,25 @@ class Store:
             pipe.execute()
 
         self._call(write)
+
+    # --- git delivery --------------------------------------------------------------------
+    def newest_push(self) -> str:
+        """The hub's newest entry id ('0-0' when empty): a reader starts after it."""
+        newest = self._call(lambda: self.r.xrevrange(self.keys.hub, "+", "-", count=1))
+        return str(cast(list[Any], newest)[0][0]) if newest else "0-0"
+
+    def read_pushes(self, after: str, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        """The hub's entries after `after`, waiting up to `block_ms` for the first."""
+        resp = self._call(lambda: self.r.xread({self.keys.hub: after}, count=100, block=block_ms))
+        return [
+            (str(entry_id), {str(k): str(v) for k, v in fields.items()})
+            for _stream, entries in cast(list[Any], resp) or []
+            for entry_id, fields in entries
+        ]
+
+    def record_git(self, fields: Mapping[str, str]) -> None:
+        mapping: dict[Field, Field] = {k: str(v)[-_FIELD_MAX:] for k, v in fields.items()}
+        self._call(lambda: self.r.hset(self.keys.git, mapping=mapping))
 
     # --- commands ------------------------------------------------------------------------
 

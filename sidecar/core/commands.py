@@ -26,6 +26,7 @@ class Action(StrEnum):
     DESTROY = "destroy"  # one fewer, or a named instance
     REBUILD = "rebuild"  # build and roll out even without a source change
     REDEPLOY = "redeploy"  # roll out the current image
+    ROLLBACK = "rollback"  # roll out the previous good version's image, without a build
     PAUSE = "pause"  # stop reacting to file changes (one service or all)
     RESUME = "resume"
     RELOAD = "reload"  # re-read the compose project
@@ -34,7 +35,7 @@ class Action(StrEnum):
 
 
 # redeploy without a service redeploys every service (`sidecar signal redeploy`)
-_NEEDS_SERVICE = {Action.SCALE, Action.SPAWN, Action.DESTROY, Action.REBUILD}
+_NEEDS_SERVICE = {Action.SCALE, Action.SPAWN, Action.DESTROY, Action.REBUILD, Action.ROLLBACK}
 _SERVED_ONLY = {Action.SCALE, Action.SPAWN, Action.DESTROY}
 _NO_SERVICE = {Action.RELOAD, Action.QUIT, Action.STOP}
 _ALLOWED_FIELDS = {"action", "service", "replicas", "instance", "id", "project"}

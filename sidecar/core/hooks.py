@@ -258,7 +258,7 @@ def _kind(provider: str, event: str, payload: Mapping[str, Any]) -> str:
     if lowered == "system hook":
         # a system hook carries every instance event; a push says so in its payload
         kind = payload.get("object_kind") or payload.get("event_name")
-        if kind in _GITLAB_PUSH_KINDS:
+        if isinstance(kind, str) and kind in _GITLAB_PUSH_KINDS:
             return "push"
         return f"{event!r} ({str(kind)[:_LABEL_CAP]})"
     return repr(event)

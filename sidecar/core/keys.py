@@ -100,6 +100,26 @@ class Keys:
         """SET of services whose file changes are ignored (`pause`); `*` means all."""
         return f"{self.base}:paused"
 
+    @property
+    def git(self) -> str:
+        """HASH: the git delivery's state: remote (redacted), branch, commit (the workspace's
+        HEAD), subject, updated_at, last_result (`updated`, `up-to-date`, `refused`,
+        `failed`), last_error, last_checked_at."""
+        return f"{self.base}:git"
+
+    def delivery(self, provider: str, delivery_id: str) -> str:
+        """STRING with a TTL (hook_dedupe_s): a webhook delivery seen (`SET NX`); a
+        redelivery of the same id finds it and does nothing."""
+        return f"{self.base}:delivery:{provider}:{delivery_id}"
+
+    @property
+    def hub(self) -> str:
+        """STREAM (capped), shared by every project under the prefix: verified pushes
+        (provider, delivery, repositories, ref, before, after, forced), written by whichever
+        sidecar received the webhook and read by each sidecar following git; one public
+        endpoint serves them all."""
+        return f"{self.prefix}:hub:pushes"
+
     def pattern(self) -> str:
         """Glob matching every key of this project (for cleanup and `SCAN`)."""
         return f"{self.base}:*"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 # the verbs that start work on a service: their steps are followed until the answer
-FOLLOWED = frozenset({"scale", "spawn", "destroy", "rebuild", "redeploy"})
+FOLLOWED = frozenset({"scale", "spawn", "destroy", "rebuild", "redeploy", "rollback"})
 
 _JOBS = {
     "build": "build started",

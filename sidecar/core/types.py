@@ -86,6 +86,18 @@ class Incoming:
 
 
 @dataclass(frozen=True)
+class GitMoved:
+    """The git delivery moved the workspace from `old` to `new` (the reactor acts on the
+    changed files at once, without waiting for the watcher's debounce)."""
+
+    old: str
+    new: str
+    paths: tuple[str, ...]  # relative to the workspace, as `git diff --name-only` says
+    subject: str
+    reason: str  # what asked for it: `push <sha> (github)`, `poll`, `start-up`
+
+
+@dataclass(frozen=True)
 class DeployResult:
     ok: bool
     detail: str

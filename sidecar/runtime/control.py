@@ -21,6 +21,7 @@ from sidecar.core.model import Project, ServiceSpec
 from sidecar.core.planner import JobQueue, Kind
 from sidecar.core.ports import Clock, DockerPort, StorePort
 from sidecar.core.types import Incoming, Instance, JobDone
+from sidecar.core.versions import Version, rollback_reason, rollback_target, version_tag
 from sidecar.runtime.sources import Sources
 from sidecar.settings import Settings
 
@@ -64,6 +65,8 @@ class Control:
         self.pauses = PauseState()
         self.awaiting: dict[str, list[Awaiting]] = {}
         self.retire_first: dict[str, str] = {}
+        # service -> the version a rollback returns to (its deploy records that commit)
+        self.rollbacks: dict[str, Version] = {}
 
     # --- the effective definition --------------------------------------------------------
     def effective(self, name: str) -> ServiceSpec | None:
@@ -159,6 +162,9 @@ class Control:
             assert svc is not None
             self.d.sources.take_all(svc)
             self._await(entry_id, cmd, Kind.BUILD, f"command {cmd.id}: rebuild")
+        elif cmd.action is Action.ROLLBACK:
+            assert svc is not None
+            self._rollback(entry_id, cmd, svc)
         elif cmd.action is Action.REDEPLOY:
             for name in [svc] if svc else list(self.d.project.services):
                 kind = Kind.ROLLOUT if self.d.project.services[name].served else Kind.UP
@@ -167,6 +173,32 @@ class Control:
                 )
         else:
             self._immediate(entry_id, cmd)
+
+    def _rollback(self, entry_id: str, cmd: Command, name: str) -> None:
+        """Point the service's image name at its previous good version's image (kept by a
+        version tag) and roll that out: no build, served services without downtime."""
+        spec = self.d.project.services[name]
+        versions = self.d.safe(self.d.store.versions, name)
+        if versions is None:
+            raise CommandError("redis is unavailable: the versions cannot be read")
+        current = self.d.safe_docker(partial(self.d.compose.image_id, spec), "")
+        kept = self.d.settings.images_kept
+        target = rollback_target(versions, current, kept)
+        if target is None:
+            raise CommandError(
+                f"{name} has no earlier version to roll back to (images of the {kept} newest "
+                "versions are kept: images_kept)"
+            )
+        tags = self.d.safe_docker(partial(self.d.compose.image_tags, spec), None)
+        if tags is None or version_tag(target.version) not in tags:
+            raise CommandError(f"the image of {name} v{target.version} is no longer kept")
+        try:
+            self.d.compose.point_image(spec, target.image)
+        except Exception as exc:  # noqa: BLE001 - docker's errors are the command's answer
+            raise CommandError(f"docker could not restore v{target.version}: {exc}") from None
+        self.rollbacks[name] = target
+        kind = Kind.ROLLOUT if spec.served else Kind.UP
+        self._await(entry_id, cmd, kind, f"command {cmd.id}: {rollback_reason(target)}")
 
     def _immediate(self, entry_id: str, cmd: Command) -> None:
         target = cmd.service or ALL

@@ -7,7 +7,7 @@ import os
 import queue
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
@@ -40,8 +40,17 @@ from sidecar.core.planner import (
 )
 from sidecar.core.ports import Clock, DockerPort, Executor, Prober, StorePort, SystemClock
 from sidecar.core.syncing import plan_watch
-from sidecar.core.types import ContainerEvent, Incoming, JobDone, Snapshot, StreamState
+from sidecar.core.types import (
+    ContainerEvent,
+    GitMoved,
+    Incoming,
+    JobDone,
+    Snapshot,
+    StreamState,
+)
+from sidecar.core.versions import tags_to_prune, version_tag
 from sidecar.runtime.control import Control
+from sidecar.runtime.delivery import Delivery, GitPort
 from sidecar.runtime.deployer import Deployer
 from sidecar.runtime.healing import Healing
 from sidecar.runtime.jobs import JobRunner
@@ -66,7 +75,7 @@ class Wake:
     pass
 
 
-Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming
+Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming | GitMoved
 
 
 class Daemon:
@@ -81,6 +90,7 @@ class Daemon:
         prober: Prober | None = None,
         docker_cmd: list[str] | None = None,
         files: tuple[str, ...] = (),
+        git: GitPort | None = None,
     ) -> None:
         self.settings = settings
         self.compose = compose
@@ -149,6 +159,19 @@ class Daemon:
         self.metrics = Metrics(self.snapshot)
         self.healing.on_lag = self.metrics.docker_lag
         self.web: WebServer | None = None
+        # delivery from git (git_remote set): the workspace's commit, as the reactor last
+        # heard it from the git thread; it goes with each deploy's version
+        self.delivery: Delivery | None = None
+        self.git_commit = ""
+        if settings.git_remote.get_secret_value():
+            self.delivery = Delivery(
+                settings,
+                git or _git_adapter(settings),
+                store,
+                self.queue.put,
+                self._event,
+                self.clock,
+            )
         self.started = self.clock.time()
         self._next_beat = 0.0
 
@@ -169,6 +192,8 @@ class Daemon:
     def start_up(self) -> None:
         """Everything before the loop: Redis state, the project, what runs already."""
         self._safe(self.store.enable_keyspace_events)
+        if self.delivery is not None:  # an empty workspace is cloned before the project loads
+            self.git_commit = self.delivery.prepare()
         self._load_initial()
         lost = self._safe(self.store.heartbeat, self.started, self.settings.heartbeat_ttl_s, {})
         self.control.load_state(adopt_running=bool(lost))
@@ -191,6 +216,11 @@ class Daemon:
             # not essential: a taken port is reported and retried, the rest runs on
             self.supervisor.spawn(
                 "http", self.web.run, interrupt=self.web.interrupt, essential=False
+            )
+        if self.delivery is not None:
+            # not essential either: a remote that is away is reported; what runs, runs on
+            self.supervisor.spawn(
+                "git", self.delivery.run, interrupt=self.delivery.interrupt, essential=False
             )
         self._start_watcher()
         self.supervisor.adopt("watcher", self._watcher_alive, self._restart_watcher)
@@ -335,6 +365,8 @@ class Daemon:
             self.healing.stream_state(msg)
         elif isinstance(msg, Incoming):
             self.control.on_command(msg)
+        elif isinstance(msg, GitMoved):
+            self._git_moved(msg)
         elif isinstance(msg, Wake) and self.signalled is not None and not self.stopping.is_set():
             name = signal.Signals(self.signalled).name
             logger.info("{} received: stopping (again to force)", name)
@@ -516,7 +548,7 @@ class Daemon:
                 spec = self.project.services.get(svc)
                 image = self._safe_docker(partial(self.compose.image_id, spec), "") if spec else ""
                 # brings up what was there: a version only for a new image (or the first)
-                self.versions.deployed(svc, Kind.CONVERGE, image, "start-up")
+                self._deployed(svc, Kind.CONVERGE, image, "start-up")
             self._event("deployed", ",".join(services), seconds=f"{result.duration:.3f}")
             return
         if len(services) > 1:
@@ -527,7 +559,14 @@ class Daemon:
         self._event("deploy-failed", services[0], error=result.tail)
 
     # --- file changes --------------------------------------------------------------------
-    def _process_batch(self, paths: set[str]) -> None:
+    def _git_moved(self, msg: GitMoved) -> None:
+        """The git thread moved the workspace: act on the files the commit changed now (the
+        watcher's events for them follow and find nothing new)."""
+        self.git_commit = msg.new
+        paths = {os.path.join(self.workspace, p) for p in msg.paths}
+        self._process_batch(paths, f"in {msg.new[:12]} ({msg.reason})")
+
+    def _process_batch(self, paths: set[str], when: str = "") -> None:
         built = [s.name for s in self.project.built_services()]
         if OVERFLOW in paths:
             changed = self.sources.rescan(built)
@@ -539,7 +578,7 @@ class Daemon:
                 self._reload_project()
             changed = self.sources.changes(paths)
         for svc, diff in changed.items():
-            self._on_changes(svc, diff)
+            self._on_changes(svc, diff, when)
 
     def _on_changes(self, name: str, diff: Digests, when: str = "", restart: bool = True) -> None:
         """Files of a service really changed: what its rules ask (compose's order: rebuild,
@@ -610,7 +649,7 @@ class Daemon:
             if outcome.commit:
                 self.sources.built(name, done.snapshot)
             if any(kind == "deployed" for kind, _ in outcome.events):
-                self.versions.deployed(name, done.kind, done.image, done.reason)
+                self._deployed(name, done.kind, done.image, done.reason)
             if done.sync is not None and done.sync.fallback:
                 self._request_build(name, done.sync.fallback)
             if done.sync is not None and not done.sync.ok:
@@ -633,11 +672,34 @@ class Daemon:
                 )
         finally:
             for kind, fields in outcome.events:
-                self._event(kind, name, **fields)
+                self._event(kind, name, **self._with_commit(kind, fields))
             if name in self.sync_work and not self.stopping.is_set():
                 self.jobs.request(name, "develop.watch", Kind.SYNC, quiet=True)
 
+    def _deployed(self, name: str, kind: Kind, image: str, reason: str) -> None:
+        """A good deploy: its version (with the commit: the workspace's, or the one a
+        rollback returned to), and its image kept for a later rollback."""
+        back = self.control.rollbacks.pop(name, None)
+        commit = back.commit if back is not None else self.git_commit
+        version = self.versions.deployed(name, kind, image, reason, commit)
+        spec = self.project.services.get(name)
+        if version is None or spec is None or not version.image:
+            return
+        kept = self.settings.images_kept
+        try:
+            self.compose.keep_image(spec, version.image, version_tag(version.version))
+            for tag in tags_to_prune(self.compose.image_tags(spec), version.version, kept):
+                self.compose.drop_image_tag(spec, tag)
+        except Exception as exc:  # noqa: BLE001 - a rollback image less, nothing worse
+            logger.warning("{}: could not keep the image of v{}: {}", name, version.version, exc)
+
     # --- helpers -------------------------------------------------------------------------
+    def _with_commit(self, kind: str, fields: Mapping[str, str]) -> Mapping[str, str]:
+        """A failed build or deploy says which commit broke it, when git delivers."""
+        if self.git_commit and kind in ("build-failed", "deploy-failed"):
+            return {**fields, "commit": self.git_commit}
+        return fields
+
     def _event(self, kind: str, service: str = "", **fields: object) -> None:
         self.metrics.on_event(kind, service, fields)  # counted even while Redis is away
         self._safe(self.store.event, kind, service, **fields)
@@ -696,3 +758,16 @@ class Daemon:
 
     def cancel_all_builds(self) -> None:
         self.cancel_builds.set()
+
+
+def _git_adapter(settings: Settings) -> GitPort:
+    from sidecar.adapters.git import Credentials, Git
+
+    token = settings.git_token.get_secret_value()
+    return Git(
+        settings.workspace,
+        settings.git_remote.get_secret_value(),
+        settings.git_branch,
+        Credentials(settings.git_username or "git", token) if token else None,
+        settings.git_timeout_s,
+    )

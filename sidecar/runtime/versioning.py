@@ -22,7 +22,9 @@ class Versions:
         self.clock = clock
         self.newest: dict[str, Version] = {}
 
-    def deployed(self, service: str, kind: Kind, image: str, reason: str) -> Version | None:
+    def deployed(
+        self, service: str, kind: Kind, image: str, reason: str, commit: str = ""
+    ) -> Version | None:
         """A deploy of `kind` succeeded: its version, if it makes one (written to Redis before
         the `deployed` event, so a watcher woken by the event finds it)."""
         last = self.newest.get(service)
@@ -32,7 +34,7 @@ class Versions:
             except StoreUnavailable:
                 logger.warning("{}: redis unavailable, this deploy gets no version", service)
                 return None
-        version = next_version(last, service, kind, image, self.clock.time(), reason)
+        version = next_version(last, service, kind, image, self.clock.time(), reason, commit)
         if version is None:
             return None
         self.newest[service] = version

@@ -8,6 +8,7 @@ import io
 import itertools
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -88,6 +89,8 @@ class FakeDocker:
     # how many builds each service's image has had, and which one each container runs:
     # `up` keeps a running container that already runs the current image, as compose does
     generation: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> tag -> image
+    pointed: dict[str, str] = field(default_factory=dict)  # service -> image (a rollback)
     made_from: dict[str, int] = field(default_factory=dict)
     # Docker events of what the fake does itself (restarts): (action, container, service)
     on_event: Callable[[str, str, str], None] | None = None
@@ -130,6 +133,7 @@ class FakeDocker:
             return CommandResult(False, 0.01, "Step 2/2 : RUN false\nbuild failed")
         self.images.add(service)
         self.generation[service] = self.generation.get(service, 0) + 1
+        self.pointed.pop(service, None)  # the new build is what the name points at
         return CommandResult(True, 0.01, "built")
 
     def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
@@ -176,9 +180,26 @@ class FakeDocker:
         return svc.name in self.images
 
     def image_id(self, svc: ServiceSpec) -> str:
-        """A stand-in id per build of the service's image."""
+        """A stand-in id per build of the service's image (or the one pointed at since)."""
         self._check("image_id", svc.name)
-        return f"sha256:{svc.name}-{self.generation.get(svc.name, 0)}"
+        pointed = self.pointed.get(svc.name)
+        return pointed or f"sha256:{svc.name}-{self.generation.get(svc.name, 0)}"
+
+    def keep_image(self, svc: ServiceSpec, image_id: str, tag: str) -> None:
+        self._check("keep_image", svc.name)
+        self.kept.setdefault(svc.name, {})[tag] = image_id
+
+    def image_tags(self, svc: ServiceSpec) -> list[str]:
+        self._check("image_tags", svc.name)
+        return sorted(self.kept.get(svc.name, {}))
+
+    def drop_image_tag(self, svc: ServiceSpec, tag: str) -> None:
+        self._check("drop_image_tag", svc.name)
+        self.kept.get(svc.name, {}).pop(tag, None)
+
+    def point_image(self, svc: ServiceSpec, image_id: str) -> None:
+        self._check("point_image", svc.name)
+        self.pointed[svc.name] = image_id
 
     def stop_remove(self, ids: list[str], timeout: int = 10) -> None:
         self._check("stop_remove", ",".join(i[:12] for i in ids))
@@ -266,6 +287,11 @@ class FakeDocker:
         return [i for i in self.instances(service) if i.state == "running"]
 
 
+def _stream_id(text: str) -> tuple[int, int]:
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 class FakeStore:
     """The sidecar's Redis state as plain dicts; `down()` / `up(empty=...)` play Redis
     going away and coming back (empty: restarted without persistence)."""
@@ -281,6 +307,8 @@ class FakeStore:
         self.beat: dict[str, Any] | None = None
         self.events: list[dict[str, Any]] = []
         self.builds: dict[str, dict[str, Any]] = {}
+        self.pushes: list[tuple[str, dict[str, str]]] = []  # the hub: (id, fields)
+        self.git: dict[str, str] = {}
         self.hashes: dict[str, dict[str, str]] = {}
         self.rotations: dict[str, list[str]] = {}
         self.instance_tables: dict[str, dict[str, str]] = {}
@@ -295,7 +323,7 @@ class FakeStore:
         self.project_info: dict[str, str] = {}
         self.synced: dict[str, dict[str, str | None]] = {}
         self.sync_gens: dict[str, tuple[int, dict[str, int]]] = {}
-        self.versions: dict[str, list[Version]] = {}  # service -> kept records, oldest first
+        self.version_records: dict[str, list[Version]] = {}  # service -> kept, oldest first
 
     def down(self) -> None:
         self.reachable = False
@@ -351,15 +379,40 @@ class FakeStore:
         self._call()
         self.events.append({"kind": kind, "service": service, **fields})
 
+    # --- git delivery ----------------------------------------------------------------------
+    def newest_push(self) -> str:
+        self._call()
+        return self.pushes[-1][0] if self.pushes else "0-0"
+
+    def read_pushes(self, after: str, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+        self._call()
+        found = [(i, dict(f)) for i, f in self.pushes if _stream_id(i) > _stream_id(after)]
+        if not found and block_ms:
+            time.sleep(0.002)  # a thread reading in a loop must not spin
+        return found
+
+    def add_push(self, fields: Mapping[str, str]) -> str:
+        entry_id = f"{len(self.pushes) + 1}-0"
+        self.pushes.append((entry_id, dict(fields)))
+        return entry_id
+
+    def record_git(self, fields: Mapping[str, str]) -> None:
+        self._call()
+        self.git.update(fields)
+
     # --- versions ----------------------------------------------------------------------------
     def last_version(self, service: str) -> Version | None:
         self._call()
-        kept = self.versions.get(service)
+        kept = self.version_records.get(service)
         return kept[-1] if kept else None
+
+    def versions(self, service: str) -> list[Version]:
+        self._call()
+        return list(self.version_records.get(service, []))
 
     def record_version(self, version: Version, keep: int) -> None:
         self._call()
-        kept = self.versions.setdefault(version.service, [])
+        kept = self.version_records.setdefault(version.service, [])
         kept[:] = [*kept, version][-keep:]
 
     # --- hashes ------------------------------------------------------------------------------

@@ -9,19 +9,19 @@ from tests.reactor.conftest import World
 
 
 def numbers(world: World, service: str) -> list[int]:
-    return [v.version for v in world.store.versions.get(service, [])]
+    return [v.version for v in world.store.version_records.get(service, [])]
 
 
 def test_each_deploy_gets_the_next_version_with_its_image(world: World) -> None:
     world.served("web", replicas=2)
     world.start(images=False)  # no image yet: built at start-up
     assert numbers(world, "web") == [1]
-    first = world.store.versions["web"][0]
+    first = world.store.version_records["web"][0]
     assert first.image == "sha256:web-1"
     world.edit("web/www/index.html", "v2")
     world.settle()
     assert numbers(world, "web") == [1, 2]
-    second = world.store.versions["web"][-1]
+    second = world.store.version_records["web"][-1]
     assert second.image == "sha256:web-2" and second.reason.startswith("1 files changed")
     assert second.at > 0
     result = world.command(action="redeploy", service="web", id="r1")

@@ -16,7 +16,7 @@ def all_keys(keys: Keys, service: str = "web") -> dict[str, str]:
     """Every key the class can produce (new properties/methods are picked up automatically)."""
     out: dict[str, str] = {}
     for name, attr in vars(Keys).items():
-        if name.startswith("_") or name in ("base", "pattern"):
+        if name.startswith("_") or name in ("base", "pattern", "hub"):
             continue
         if isinstance(attr, property):
             out[name] = getattr(keys, name)
@@ -68,6 +68,13 @@ def test_projects_do_not_see_each_other() -> None:
         assert not fnmatchcase(key, shop.pattern())
     for key in all_keys(shop).values():
         assert not fnmatchcase(key, shop2.pattern())
+
+
+def test_the_hub_is_shared_by_every_project_under_the_prefix() -> None:
+    """One public endpoint serves many sidecars: the pushes stream is not per project."""
+    assert Keys("sidecar", "shop").hub == Keys("sidecar", "blog").hub == "sidecar:hub:pushes"
+    assert Keys("other", "shop").hub != Keys("sidecar", "shop").hub
+    assert not fnmatchcase(Keys("sidecar", "shop").hub, Keys("sidecar", "shop").pattern())
 
 
 def test_traefik_retry_keys_follow_the_provider_layout() -> None:

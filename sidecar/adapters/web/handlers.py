@@ -33,6 +33,18 @@ BACKLOG_MAX = 10000  # entries an event stream replays at most (the stream is ca
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+@dataclass(frozen=True)
+class HookConfig:
+    """What the webhook endpoints need (settings group `git`)."""
+
+    secret: str = ""  # hook_secret: '' -> the endpoints answer 403
+    remote: str = ""  # git_remote: what this sidecar follows ('' -> none)
+    branch: str = "main"
+    max_body: int = 1024 * 1024
+    dedupe_s: int = 7 * 86400
+    hub_maxlen: int = 1000
+
+
 @dataclass
 class Context:
     """What the handlers share: one per server (on its event loop)."""
@@ -46,6 +58,7 @@ class Context:
     max_body: int
     command_wait_s: float
     read_timeout_s: float
+    hooks: HookConfig = field(default_factory=HookConfig)
     sse_clients: int = 0
     closing: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -218,21 +231,28 @@ def command_fields(body: bytes) -> dict[str, str]:
     return fields
 
 
-async def _body(request: web.Request, ctx: Context) -> bytes:
-    """The whole body within the read timeout (413 above the cap, from aiohttp)."""
+async def read_body(request: web.Request, ctx: Context, cap: int | None = None) -> bytes:
+    """The whole body within the read timeout; 413 above `cap` (http_max_body by default),
+    refused from Content-Length before a byte is read, else as soon as it is exceeded."""
+    cap = ctx.max_body if cap is None else cap
     length = request.content_length
-    if length is not None and length > ctx.max_body:  # refused before reading a byte of it
-        raise web.HTTPRequestEntityTooLarge(max_size=ctx.max_body, actual_size=length)
+    if length is not None and length > cap:
+        raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=length)
     try:
         async with asyncio.timeout(ctx.read_timeout_s):
-            return await request.read()
+            body = bytearray()
+            async for chunk in request.content.iter_chunked(65536):
+                body += chunk
+                if len(body) > cap:
+                    raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=len(body))
+            return bytes(body)
     except TimeoutError:
         raise web.HTTPRequestTimeout() from None
 
 
 async def post_command(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
-    fields = command_fields(await _body(request, ctx))
+    fields = command_fields(await read_body(request, ctx))
     keys = ctx.current_keys()
     ids = {fields["id"]}
     sub = ctx.hub.subscribe(

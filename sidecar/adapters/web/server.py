@@ -24,8 +24,8 @@ from aiohttp.typedefs import Middleware
 from loguru import logger
 
 from sidecar.adapters.metrics import Metrics
-from sidecar.adapters.web import handlers
-from sidecar.adapters.web.handlers import CTX, BadRequest, Context, error
+from sidecar.adapters.web import handlers, hooks
+from sidecar.adapters.web.handlers import CTX, BadRequest, Context, HookConfig, error
 from sidecar.adapters.web.hub import EventHub
 from sidecar.core.access import Listen, check_access
 from sidecar.core.keys import Keys
@@ -44,7 +44,8 @@ _MESSAGES = {
 def make_app(ctx: Context, listen: Listen, token: str) -> web.Application:
     """The application: routes, the JSON error and the access middlewares."""
     app = web.Application(
-        middlewares=[_errors, _access(listen, token)], client_max_size=ctx.max_body
+        middlewares=[_errors, _access(listen, token)],
+        client_max_size=max(ctx.max_body, ctx.hooks.max_body),
     )
     app[CTX] = ctx
     app.router.add_get("/v1/status", handlers.status)
@@ -53,6 +54,7 @@ def make_app(ctx: Context, listen: Listen, token: str) -> web.Application:
     app.router.add_post("/v1/commands", handlers.post_command)
     app.router.add_get("/v1/commands/{id}", handlers.get_command)
     app.router.add_get("/v1/watch", handlers.watch, allow_head=False)
+    app.router.add_post(f"/v1/hooks/{{provider:{hooks.PROVIDERS}}}", hooks.hook)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.index)
@@ -159,6 +161,13 @@ class WebServer:
             self.settings.http_max_body,
             self.settings.http_command_wait_s,
             self.settings.http_read_timeout_s,
+            HookConfig(
+                secret=self.settings.hook_secret.get_secret_value(),
+                remote=self.settings.git_remote.get_secret_value(),
+                branch=self.settings.git_branch,
+                max_body=self.settings.hook_max_body,
+                dedupe_s=self.settings.hook_dedupe_s,
+            ),
         )
         app = make_app(ctx, self.listen, self.settings.http_token.get_secret_value())
         runner = web.AppRunner(
