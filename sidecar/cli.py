@@ -250,6 +250,10 @@ def _main(argv: Sequence[str] | None) -> int:
     identity = drop_root(settings.workspace) if settings.drop_root else None
     if args.command == "run":
         return cmd_run(settings, identity)
+    # The client commands stop on Ctrl-C, also when started from a script in the background
+    # (`cmd &` hands children SIGINT ignored, and Python then never raises KeyboardInterrupt:
+    # `status --watch` could only be killed).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.command == "status":
         return cmd_status(settings, args.json, args.watch, args.interval)
     if args.command == "check":
