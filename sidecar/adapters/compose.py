@@ -131,6 +131,12 @@ class Compose:
         self.engine = Engine()  # the Engine API, for what develop.watch does in containers
         # services never managed because the sidecar itself runs as one of them
         self.own_services: frozenset[str] = frozenset()
+        # compose creates the project's networks on its first `up`; two first `up`s at once
+        # (two services building at start-up) create two networks of one name (Docker does
+        # not refuse the duplicate) and instances land on the one nobody looks up. Until one
+        # `up` has succeeded, they run one at a time.
+        self._first_up = threading.Lock()
+        self._networks_ready = False
 
     def resolve_identity(self) -> str:
         """Settle the project name as compose on the host named it, and notice when the sidecar
@@ -289,6 +295,16 @@ class Compose:
         )
 
     def _run(self, cmd: list[str], cancel: threading.Event | None, timeout: float) -> CommandResult:
+        if self._networks_ready or cmd[len(self._cmd())] != "up":
+            return self._run_retried(cmd, cancel, timeout)
+        with self._first_up:
+            result = self._run_retried(cmd, cancel, timeout)
+            self._networks_ready = self._networks_ready or result.ok
+        return result
+
+    def _run_retried(
+        self, cmd: list[str], cancel: threading.Event | None, timeout: float
+    ) -> CommandResult:
         """Run a compose command; one that failed before touching anything because the daemon
         was away is tried again (`docker_call_attempts`), anything else is returned as is."""
         attempts = self.settings.docker_call_attempts

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+from testkit.sidecar import converged, served
 from testkit.wait import wait_for
 from testkit.workspace import Workspace
 from tests.integration.conftest import SidecarFactory
@@ -111,3 +112,23 @@ def test_a_failing_thread_is_restarted_and_check_names_it(
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_two_served_services_built_at_start_share_one_network(
+    workspace: Workspace, sidecar: SidecarFactory
+) -> None:
+    """Two first `compose up`s at once made two `<project>_default` networks; one service's
+    instances landed on the other and never got an address: it never served."""
+    served(workspace, "web", replicas=2)
+    served(workspace, "api", replicas=1)
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    wait_for(lambda: converged(sc, "web", 2) and converged(sc, "api", 1), 60, "both serving")
+    out = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", f"name=^{workspace.name}_default$"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(out) == 1, out
