@@ -190,6 +190,9 @@ class Git:
         self.credentials = credentials
         self.timeout_s = timeout_s
         self.TRACKING = f"refs/sidecar/remote/{branch}"
+        # the commit the sidecar last moved the workspace to (or found it at): what "local
+        # commits" are counted against, also after a fetch of a refused rewrite
+        self.APPLIED = f"refs/sidecar/applied/{branch}"
         self._secrets = _secrets(remote, credentials)
 
     def __repr__(self) -> str:
@@ -218,7 +221,17 @@ class Git:
 
     def tracking(self) -> str | None:
         """The sha at TRACKING, None before the first fetch (or clone)."""
-        res = self._run("rev-parse", "--verify", "-q", f"{self.TRACKING}^{{commit}}", ok=(0, 1))
+        return self._ref(self.TRACKING)
+
+    def applied(self) -> str | None:
+        """The sha at APPLIED, None before the sidecar first moved (or cloned) the tree."""
+        return self._ref(self.APPLIED)
+
+    def mark_applied(self, commit: str) -> None:
+        self._run("update-ref", self.APPLIED, _rev(commit))
+
+    def _ref(self, ref: str) -> str | None:
+        res = self._run("rev-parse", "--verify", "-q", f"{ref}^{{commit}}", ok=(0, 1))
         return res.out.strip() if res.code == 0 else None
 
     def dirty(self) -> list[str]:
@@ -278,6 +291,7 @@ class Git:
         self._run("clone", "--branch", self.branch, "--", self.remote, str(ws), where=self._where())
         sha = self.head()
         self._run("update-ref", self.TRACKING, sha)
+        self._run("update-ref", self.APPLIED, sha)
         return sha
 
     def fetch(self) -> str:

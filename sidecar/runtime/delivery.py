@@ -52,6 +52,8 @@ class GitPort(Protocol):
     def fetch(self) -> str: ...
     def head(self) -> str: ...
     def tracking(self) -> str | None: ...
+    def applied(self) -> str | None: ...
+    def mark_applied(self, commit: str) -> None: ...
     def dirty(self) -> list[str]: ...
     def is_ancestor(self, ancestor: str, descendant: str) -> bool: ...
     def count(self, exclude: str, include: str) -> int: ...
@@ -168,7 +170,7 @@ class Delivery:
         failed (reported)."""
         t0 = self.clock.monotonic()
         try:
-            previous = self.git.tracking()
+            previous = self.git.applied()  # not the last fetch: that may be a refused rewrite
             fetched = self.git.fetch()
             head = self.git.head()
             situation = Situation(
@@ -183,6 +185,8 @@ class Delivery:
                 self.git.fast_forward(fetched)
             elif decision.move is Move.RESET:
                 self.git.reset_to(fetched)
+            if decision.move is not Move.REFUSED:
+                self.git.mark_applied(fetched)
             paths = (
                 self.git.changed_paths(head, fetched)
                 if decision.move in (Move.FAST_FORWARD, Move.RESET)

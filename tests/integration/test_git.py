@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from sidecar.core.hooks import sign
 from testkit.git import Remote, git, push_hook
-from testkit.http_api import Api
+from testkit.http_api import Api, raw, status_of
 from testkit.load import Load
 from testkit.sidecar import Sidecar, converged, served
 from testkit.traefik import Traefik
@@ -207,9 +208,115 @@ def test_a_failed_build_keeps_the_old_version_and_rollback_restores_the_previous
     assert answer.status == 200 and not answer.json()["ok"], "nothing older is kept"
     assert "no earlier version" in answer.json()["message"]
     assert builds(sc, "web") == builds_before, "a rollback builds nothing"
+    tags = subprocess.run(
+        ["docker", "images", f"{workspace.name}-web", "--format", "{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    kept = sorted(t for t in tags if t.startswith("sidecar-v"))
+    assert kept == ["sidecar-v1", "sidecar-v2", "sidecar-v3"], tags  # images_kept=3
 
 
 def _deployed_commit(sc: Sidecar, service: str) -> str:
     number = sc.r.get(f"sidecar:{sc.ws.name}:version:{service}")
     raw = sc.r.hget(f"sidecar:{sc.ws.name}:versions:{service}", str(number)) if number else None
     return str(json.loads(str(raw)).get("commit", "")) if raw else ""
+
+
+def test_bad_hooks_are_refused_and_a_remote_that_goes_away_is_reported(
+    workspace: Workspace, sidecar: SidecarFactory, remote: Remote
+) -> None:
+    sc, api, _, _ = start(workspace, sidecar, remote, git_poll_s="1")
+    # above hook_max_body (1 MiB): refused from its Content-Length, before a byte is read
+    head = (
+        b"POST /v1/hooks/github HTTP/1.1\r\nHost: 127.0.0.1\r\nX-GitHub-Event: push\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n"
+    )
+    assert status_of(raw(api.port, head)) == 413
+    body = b"{not json"
+    headers = {"X-GitHub-Event": "push", **sign("github", body, SECRET)}
+    answer = api.post("/v1/hooks/github", body, token=None, headers=headers)
+    assert answer.status == 400 and "JSON" in answer.json()["error"]
+    answer = api.post("/v1/hooks/github", b"{}", token=None, headers={"X-GitHub-Event": "push"})
+    assert (answer.status, answer.json()) == (401, {"error": "unauthorized"})
+    # the remote goes away: reported (once), retried, and nothing running is touched
+    moved = remote.bare.with_name("elsewhere.git")
+    remote.bare.rename(moved)
+    try:
+        wait_for(lambda: git_state(sc).get("last_result") == "failed", 30, "the failure seen")
+        assert git_state(sc)["last_error"], "git's own reason"
+        assert len(sc.events("git-failed")) == 1
+        assert converged(sc, "web", 2) and converged(sc, "api", 1)
+    finally:
+        moved.rename(remote.bare)
+    sha = remote.push({"api/www/index.html": "api v2\n"}, "api v2")
+    wait_for(lambda: git_state(sc).get("commit") == sha, 60, "the remote back, the push found")
+    assert sc.proc is not None and sc.proc.poll() is None, "the daemon survived all of it"
+
+
+def test_one_endpoint_serves_another_sidecar_through_the_hub(
+    workspace: Workspace,
+    sidecar: SidecarFactory,
+    remote: Remote,
+    tmp_path: Path,
+    redis_server: Any,
+) -> None:
+    sc, api, _, _ = start(workspace, sidecar, remote)
+    other_ws = Workspace(tmp_path / "other", f"{workspace.name[:20]}b")
+    other_remote = Remote(tmp_path / "other-remote")
+    (tmp_path / "other-remote").mkdir()
+    other = Sidecar(
+        other_ws,
+        redis_server.url,
+        tmp_path / "other.log",
+        http_listen="",  # no HTTP server of its own: the hub brings its pushes
+        git_remote=other_remote.url,
+        git_updates="webhook",
+        git_poll_s="3600",
+    )
+    try:
+        served(other_ws, "shop", replicas=1, **FAST)
+        other_ws.write_compose()
+        other_remote.publish(other_ws.root)
+        other.start()
+        wait_for(lambda: converged(other, "shop", 1), 60, "the other project serving")
+        wait_for(lambda: git_state(other).get("last_result") == "up-to-date", 30, "its look")
+        sha = other_remote.push({"shop/www/index.html": "shop v2\n"}, "shop v2")
+        status, answer = hook(api, "github", other_remote, sha)
+        assert status == 202 and answer["result"] == "ignored" and answer["published"]
+        wait_for(lambda: git_state(other).get("commit") == sha, 30, "the other sidecar moved")
+        wait_for(lambda: _deployed_commit(other, "shop") == sha, 60, "and deployed it")
+        assert git_state(sc).get("commit") != sha, "the first sidecar follows its own remote"
+    finally:
+        other.stop()
+        other.cleanup_keys()
+        other_ws.cleanup()
+
+
+def test_a_force_push_is_refused_unless_allowed(
+    workspace: Workspace, sidecar: SidecarFactory, remote: Remote
+) -> None:
+    sc, api, _, first = start(workspace, sidecar, remote)
+    sha = remote.push({"api/www/index.html": "api v2\n"}, "api v2")
+    assert hook(api, "github", remote, sha)[0] == 202
+    wait_for(lambda: git_state(sc).get("commit") == sha, 30, "the workspace at v2")
+    # history rewritten: v2 replaced by another commit on top of the first
+    git(remote.dev, "reset", "-q", "--hard", first)
+    (remote.dev / "api/www/index.html").write_text("api v2, rewritten\n")
+    git(remote.dev, "commit", "-q", "-am", "api v2 rewritten")
+    git(remote.dev, "push", "-q", "--force", "origin", "HEAD:refs/heads/main")
+    rewritten = remote.head()
+    assert hook(api, "github", remote, rewritten)[0] == 202
+    wait_for(lambda: git_state(sc).get("last_result") == "refused", 30, "the force-push refused")
+    assert "force-push" in git_state(sc)["last_error"]
+    assert git(workspace.root, "rev-parse", "HEAD") == sha
+    # allowed: the next start-up look follows it (the workspace is clean)
+    sc.stop()
+    follower = sidecar(
+        http_listen="", git_remote=remote.url, git_allow_force="true", git_poll_s="3600"
+    )
+    follower.start()
+    wait_for(lambda: git_state(follower).get("commit") == rewritten, 30, "the rewrite followed")
+    assert git(workspace.root, "rev-parse", "HEAD") == rewritten
+    wait_for(lambda: _deployed_commit(follower, "api") == rewritten, 60, "api rebuilt from it")

@@ -22,6 +22,7 @@ class FakeGit:
     remote_branch: str | None = None  # the remote's branch head
     head_sha: str = ""
     tracking_sha: str | None = None
+    applied_sha: str | None = None
     dirty_paths: list[str] = field(default_factory=list)
     reachable: bool = True
     repository: bool = True
@@ -49,7 +50,7 @@ class FakeGit:
         self._remote("clone")
         assert self.remote_branch is not None
         self.repository = True
-        self.head_sha = self.tracking_sha = self.remote_branch
+        self.head_sha = self.tracking_sha = self.applied_sha = self.remote_branch
         return self.head_sha
 
     def remote_head(self) -> str | None:
@@ -67,6 +68,12 @@ class FakeGit:
 
     def tracking(self) -> str | None:
         return self.tracking_sha
+
+    def applied(self) -> str | None:
+        return self.applied_sha
+
+    def mark_applied(self, commit: str) -> None:
+        self.applied_sha = commit
 
     def dirty(self) -> list[str]:
         return list(self.dirty_paths)

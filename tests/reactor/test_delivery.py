@@ -28,7 +28,7 @@ class World:
     def __init__(self, **settings: Any) -> None:
         self.git = FakeGit()
         self.git.commit(C1, {"web/index.html": "v1", "api/main.go": "v1"}, "first")
-        self.git.head_sha = self.git.tracking_sha = C1
+        self.git.head_sha = self.git.tracking_sha = self.git.applied_sha = C1
         self.store = FakeStore(Keys("sidecar", "shop"))
         self.clock = FakeClock()
         self.moved: list[GitMoved] = []
@@ -106,6 +106,21 @@ def test_a_force_push_is_refused_unless_allowed() -> None:
             assert w.git.head_sha == C2 and len(w.moved) == 1
             assert w.kinds() == ["git-updated", "git-refused"]
             assert "force-push" in w.events[-1]["error"]
+
+
+def test_a_refused_rewrite_is_followed_later_when_allowed() -> None:
+    """The refused fetch moved the tracking ref: counted against it, the workspace's own
+    (deployed) commit looked like a local commit and the rewrite was refused for good."""
+    w = World()
+    w.git.commit(C2, {"web/index.html": "v2"})
+    w.delivery.update("push")
+    w.git.commit(C3, {"web/index.html": "rewritten"}, parent=C1)
+    w.delivery.update("push")
+    assert w.kinds()[-1] == "git-refused" and "force-push" in w.events[-1]["error"]
+    w.settings = w.settings.model_copy(update={"git_allow_force": True})
+    w.delivery.settings = w.settings
+    w.delivery.update("start-up")
+    assert w.git.head_sha == C3 and w.kinds()[-1] == "git-updated"
 
 
 def test_a_remote_that_is_away_is_reported_once_and_backed_off() -> None:

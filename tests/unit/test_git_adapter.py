@@ -116,8 +116,14 @@ def test_clone_into_an_empty_directory(remote: Remote, tmp_path: Path) -> None:
     assert g.is_repository()
     assert g.head() == sha
     assert g.tracking() == sha
+    assert g.applied() == sha  # what local commits are counted against from now on
     assert (ws / "compose.yaml").read_text() == "services: {}\n"
     assert g.dirty() == []
+    newer = remote.commit({"compose.yaml": "services: {a: {image: x}}\n"})
+    assert g.fetch() == newer and g.applied() == sha, "a fetch does not move APPLIED"
+    g.fast_forward(newer)
+    g.mark_applied(newer)
+    assert g.applied() == newer
 
 
 def test_clone_into_a_missing_directory(remote: Remote, tmp_path: Path) -> None:
