@@ -262,6 +262,19 @@ class Compose:
     def build(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
         return self._run(self._cmd("build", service), cancel, timeout)
 
+    def pull(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
+        """`docker compose pull <svc>`: the image its tag names in the registry now."""
+        return self._run(self._cmd("pull", "--quiet", service), cancel, timeout)
+
+    def runs_image(self, svc: ServiceSpec) -> bool:
+        """Every running container of the service runs the image its name points at now
+        (False when one runs an older one, or when there is none)."""
+        current = self.image_id(svc)
+        running = self.running_instances(svc.name)
+        return bool(current and running) and all(
+            self.engine.container_image(i.id) == current for i in running
+        )
+
     def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
         """Build and recreate in one compose run (one start-up of compose instead of two: about
         0.1 s off every edit). A failing build leaves the containers untouched; cancelling

@@ -98,6 +98,14 @@ class Engine:
         except DockerException:
             return ""
 
+    def container_image(self, container_id: str) -> str:
+        """The id of the image a container was made from ('' when it is gone)."""
+        try:
+            info: dict[str, Any] = self.api.inspect_container(container_id)
+            return str(info.get("Image", ""))
+        except DockerException:
+            return ""
+
     def tag(self, image: str, repository: str, tag: str) -> None:
         """Point `repository:tag` at `image` (an id or a name). Raises DockerException."""
         self.api.tag(image, repository, tag, force=True)

@@ -40,6 +40,11 @@ COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("service", "result"),
     ),
     "restarts": ("sidecar_restarts", "develop.watch restarts, by result.", ("service", "result")),
+    "pulls": (
+        "sidecar_pulls",
+        "Pulls of image-only services, by result (new: rolled out; same: nothing to do).",
+        ("service", "result"),
+    ),
     "repairs": ("sidecar_repairs", "Converges that repaired something.", ("service", "result")),
     "jobs": ("sidecar_jobs", "Jobs finished, by kind and result.", ("service", "job", "result")),
     "instance_failures": (
@@ -119,6 +124,7 @@ _RESULTS: dict[str, tuple[str, str]] = {
     "deploy-cancelled": ("rollouts", "cancelled"),
     "restarted": ("restarts", "ok"),
     "restart-failed": ("restarts", "failed"),
+    "pull-failed": ("pulls", "failed"),
 }
 # event kind -> histogram of its `seconds` field
 _DURATIONS = {
@@ -158,6 +164,9 @@ def updates_for(kind: str, service: str, fields: Mapping[str, object]) -> list[U
         out += [Update("repairs", (s, str(fields.get("result", "")))) for s in services]
     elif kind in _FAILURES:
         out += [Update("instance_failures", (s, kind)) for s in services]
+    elif kind == "pulled":
+        result = "new" if fields.get("changed") == "1" else "same"
+        out += [Update("pulls", (s, result)) for s in services]
     elif kind in _GIT:
         out.append(Update("git_updates", (_GIT[kind],)))
     elif kind in ("command-ok", "command-error"):

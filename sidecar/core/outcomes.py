@@ -57,10 +57,17 @@ def _recorded(done: JobDone, stopping: bool) -> Outcome:
         if built:
             assert done.build is not None
             events.append(("build-succeeded", {"seconds": f"{done.build.duration:.3f}"}))
+        if done.kind is Kind.PULL and done.build is not None:
+            changed = done.deploy.changed
+            pulled = {"seconds": f"{done.build.duration:.3f}", "changed": "1" if changed else "0"}
+            events.append(("pulled", pulled))
+            if not changed:  # the registry had what runs: no rollout, no version
+                return Outcome(fields, False, events)
         deployed = {"seconds": f"{done.deploy.duration:.3f}", "detail": done.deploy.tail[-300:]}
         events.append(("deployed", deployed))
         return Outcome(fields, built, events)
-    stage = "build" if done.build is not None and not done.build.ok else "deploy"
+    build_failed = done.build is not None and not done.build.ok
+    stage = ("pull" if done.kind is Kind.PULL else "build") if build_failed else "deploy"
     result = "cancelled" if stopping else "failed"
     tail = failed_step.tail if failed_step else "cancelled before deploying"
     failure = {"error": tail}

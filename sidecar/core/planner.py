@@ -22,10 +22,19 @@ class Kind(StrEnum):
     UP = "up"  # create or recreate containers from the current image (not served)
     ROLLOUT = "rollout"  # replace every instance (served: zero downtime) with the current image
     BUILD = "build"  # build the image, then roll out (served) or recreate (not served)
+    # an image-only service: pull its image, then roll out / recreate only if it changed
+    PULL = "pull"
     REMOVE = "remove"  # stop and remove every container of the service
 
 
-_RANK = {Kind.SYNC: -1, Kind.CONVERGE: 0, Kind.UP: 1, Kind.ROLLOUT: 2, Kind.BUILD: 3}
+_RANK = {
+    Kind.SYNC: -1,
+    Kind.CONVERGE: 0,
+    Kind.UP: 1,
+    Kind.ROLLOUT: 2,
+    Kind.BUILD: 3,
+    Kind.PULL: 3,  # never beside BUILD: a service is built or pulled, not both
+}
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,11 @@ _EVENT_LINES: dict[str, Liner] = {
     "deploy-failed": _error("deploy failed"),
     "restart-failed": _error("restart failed"),
     "sync-failed": _error("sync failed"),
+    "pulled": lambda f, _: (
+        f"pulled in {_seconds(f)}"
+        + (": a new image" if f.get("changed") == "1" else ": the image running already")
+    ),
+    "pull-failed": _error("pull failed"),
     "build-cancelled": lambda f, _: "build cancelled",
     "deploy-cancelled": lambda f, _: "deploy cancelled",
     "deployed": _deployed,

@@ -167,7 +167,7 @@ class Control:
             self._rollback(entry_id, cmd, svc)
         elif cmd.action is Action.REDEPLOY:
             for name in [svc] if svc else list(self.d.project.services):
-                kind = Kind.ROLLOUT if self.d.project.services[name].served else Kind.UP
+                kind = redeploy_kind(self.d.project.services[name])
                 self._await(
                     entry_id, replace(cmd, service=name), kind, f"command {cmd.id}: redeploy"
                 )
@@ -295,3 +295,11 @@ def _fallback_id(msg: Incoming) -> str:
         text = ""
     ok = 0 < len(text) <= 128 and all(c.isalnum() or c in "_.:-" for c in text)
     return text if ok else msg.entry_id
+
+
+def redeploy_kind(spec: ServiceSpec) -> Kind:
+    """A redeploy of a built service rolls out (served) or recreates (plain) its current
+    image; one of an image-only service pulls first and rolls out only what changed."""
+    if not spec.built:
+        return Kind.PULL
+    return Kind.ROLLOUT if spec.served else Kind.UP

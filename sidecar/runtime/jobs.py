@@ -74,6 +74,8 @@ class JobRunner:
                     self._recreated(svc)
                     self.syncer.rebuilt(svc)
                     self.syncer.catch_up_all(svc)
+            elif kind is Kind.PULL:
+                build, deploy = self._pull(svc)
             else:
                 if kind is Kind.BUILD:
                     build = self.compose.build(svc.name, self.cancel, self.build_timeout_s)
@@ -97,6 +99,17 @@ class JobRunner:
         self.report(
             JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync, image)
         )
+
+    def _pull(self, svc: ServiceSpec) -> tuple[CommandResult, CommandResult | None]:
+        """Pull the service's image; roll it out (served) or recreate (plain) only when what
+        runs is not the pulled image. A failed pull touches nothing."""
+        pulled = self.compose.pull(svc.name, self.cancel, self.build_timeout_s)
+        if not pulled.ok or self.cancel.is_set():
+            return pulled, None
+        if self.compose.runs_image(svc):
+            detail = "the pulled image is the one running: nothing to roll out"
+            return pulled, CommandResult(True, 0.0, detail, changed=False)
+        return pulled, self._deploy(svc, Kind.ROLLOUT)
 
     def _image(self, svc: ServiceSpec) -> str:
         """The image the service runs after a deploy, for its version record (GET /v1/watch);

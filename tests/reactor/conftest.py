@@ -58,6 +58,11 @@ class World:
         self.built(name)
         self.services[name]["x-sidecar"] = spec
 
+    def pulled(self, name: str, replicas: int = 2, **serve: Any) -> None:
+        """A served service from an image only (a registry's), no build section."""
+        spec = {"port": 8080, "replicas": replicas, "rollout": FAST_ROLLOUT, **serve}
+        self.services[name] = {"image": f"127.0.0.1:5000/{name}:latest", "x-sidecar": spec}
+
     def model(self) -> Project:
         config = {"name": PROJECT, "working_dir": str(self.root), "services": self.services}
         return parse_project(config, (str(self.root / "compose.yaml"),))

@@ -90,6 +90,8 @@ class FakeDocker:
     # `up` keeps a running container that already runs the current image, as compose does
     generation: dict[str, int] = field(default_factory=dict)
     kept: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> tag -> image
+    pushed: set[str] = field(default_factory=set)  # services with a newer image to pull
+    failing_pulls: set[str] = field(default_factory=set)
     pointed: dict[str, str] = field(default_factory=dict)  # service -> image (a rollback)
     made_from: dict[str, int] = field(default_factory=dict)
     # Docker events of what the fake does itself (restarts): (action, container, service)
@@ -135,6 +137,24 @@ class FakeDocker:
         self.generation[service] = self.generation.get(service, 0) + 1
         self.pointed.pop(service, None)  # the new build is what the name points at
         return CommandResult(True, 0.01, "built")
+
+    def pull(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
+        """A registry with `pushed` services holding a newer image than the local one."""
+        self._check("pull", service)
+        if service in self.failing_pulls:
+            return CommandResult(False, 0.01, "Error response from daemon: connection refused")
+        if service in self.pushed:
+            self.pushed.discard(service)
+            self.images.add(service)
+            self.generation[service] = self.generation.get(service, 0) + 1
+            self.pointed.pop(service, None)
+        return CommandResult(True, 0.01, "pulled")
+
+    def runs_image(self, svc: ServiceSpec) -> bool:
+        self._check("runs_image", svc.name)
+        running = self.running(svc.name)
+        current = self.generation.get(svc.name, 0)
+        return bool(running) and all(self.made_from.get(i.id) == current for i in running)
 
     def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
         built = self.build(service, cancel, timeout)

@@ -134,6 +134,9 @@ def ev(kind: str, service: str = "web", **fields: str) -> dict[str, str]:
         (ev("build-failed", error="boom", seconds="3.21"), "build failed after 3.2s: boom"),
         (ev("deploy-failed", seconds="40"), "deploy failed after 40.0s"),
         (ev("build-cancelled"), "build cancelled"),
+        (ev("pulled", seconds="1.25", changed="1"), "pulled in 1.2s: a new image"),
+        (ev("pulled", seconds="0.5", changed="0"), "pulled in 0.5s: the image running already"),
+        (ev("pull-failed", error="x\nconnection refused"), "pull failed: connection refused"),
         (ev("deployed", seconds="4", detail="2/2 serving"), "deployed in 4.0s: 2/2 serving"),
         (
             ev("instance-unhealthy", instance=f"{P}-web-3", error="503 from /healthz", logs="x"),

@@ -56,6 +56,11 @@ from sidecar.core.types import Snapshot
             [Update("restarts", ("web", "ok")), Update("restart_seconds", ("web",), 1.5)],
         ),
         ("restart-failed", "web", {}, [Update("restarts", ("web", "failed"))]),
+        ("pulled", "web", {"changed": "1"}, [Update("pulls", ("web", "new"))]),
+        ("pulled", "web", {"changed": "0"}, [Update("pulls", ("web", "same"))]),
+        ("pull-failed", "web", {"error": "x"}, [Update("pulls", ("web", "failed"))]),
+        ("git-updated", "", {"commit": "c"}, [Update("git_updates", ("updated",))]),
+        ("git-refused", "", {}, [Update("git_updates", ("refused",))]),
         (
             "job-finished",
             "web",

@@ -1,0 +1,48 @@
+"""Image-only services through the reactor: a redeploy pulls, and rolls out only when the
+registry had a newer image; a failed pull touches nothing."""
+
+from __future__ import annotations
+
+from tests.reactor.conftest import World
+
+
+def test_a_redeploy_pulls_and_rolls_out_a_newer_image(world: World) -> None:
+    world.pulled("web", replicas=2)
+    world.start()
+    before = {i.id for i in world.docker.running("web")}
+    versions = len(world.store.version_records.get("web", []))
+    world.docker.pushed.add("web")  # the registry has a newer image
+    result = world.command(action="redeploy", service="web", id="r1")
+    assert result["ok"], result
+    after = {i.id for i in world.docker.running("web")}
+    assert len(after) == 2 and not after & before, "every instance replaced"
+    assert world.store.rotations["web"] and len(world.store.rotations["web"]) == 2
+    assert ("pull", "web") in world.docker.calls
+    assert len(world.store.version_records["web"]) == versions + 1
+    assert world.store.kinds("web")[-3:] == ["pulled", "deployed", "job-finished"]
+
+
+def test_a_pull_of_what_runs_rolls_out_nothing_and_makes_no_version(world: World) -> None:
+    world.pulled("web", replicas=2)
+    world.start()
+    before = {i.id for i in world.docker.running("web")}
+    versions = len(world.store.version_records.get("web", []))
+    result = world.command(action="redeploy", service="web", id="r2")
+    assert result["ok"] and "nothing to roll out" in result["message"], result
+    assert {i.id for i in world.docker.running("web")} == before
+    assert len(world.store.version_records.get("web", [])) == versions
+    pulled = [e for e in world.store.events if e["kind"] == "pulled"]
+    assert pulled and pulled[-1]["changed"] == "0"
+
+
+def test_a_failed_pull_is_reported_and_touches_nothing(world: World) -> None:
+    world.pulled("web", replicas=2)
+    world.start()
+    before = {i.id for i in world.docker.running("web")}
+    world.docker.failing_pulls.add("web")
+    world.docker.pushed.add("web")
+    result = world.command(action="redeploy", service="web", id="r3")
+    assert not result["ok"] and "connection refused" in result["message"], result
+    assert {i.id for i in world.docker.running("web")} == before
+    assert "pull-failed" in world.store.kinds("web")
+    assert len(world.store.rotations["web"]) == 2
