@@ -345,6 +345,16 @@ class Settings(BaseSettings):
         "delivery be redelivered for 3 days.",
         json_schema_extra=group("git"),
     )
+    registry_hook_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Token of the registry webhooks: `Authorization: Bearer <token>` on "
+        "`POST /v1/hooks/registry` (the distribution registry's notification endpoint sends "
+        "it as a static header), and in the path of `POST /v1/hooks/dockerhub/<token>` "
+        "(Docker Hub cannot send headers). Neither sender signs its requests. It can only "
+        "make the sidecar pull images its services already run: keep it apart from "
+        "http_token. Empty: both endpoints answer 403. Never logged.",
+        json_schema_extra=group("registry"),
+    )
     images_kept: int = Field(
         default=3,
         ge=1,

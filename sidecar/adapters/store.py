@@ -393,14 +393,16 @@ class Store:
         self._call(write)
 
     # --- git delivery --------------------------------------------------------------------
-    def newest_push(self) -> str:
-        """The hub's newest entry id ('0-0' when empty): a reader starts after it."""
-        newest = self._call(lambda: self.r.xrevrange(self.keys.hub, "+", "-", count=1))
+    def newest_entry(self, stream: str) -> str:
+        """A stream's newest entry id ('0-0' when empty): a reader starts after it."""
+        newest = self._call(lambda: self.r.xrevrange(stream, "+", "-", count=1))
         return str(cast(list[Any], newest)[0][0]) if newest else "0-0"
 
-    def read_pushes(self, after: str, block_ms: int) -> list[tuple[str, dict[str, str]]]:
-        """The hub's entries after `after`, waiting up to `block_ms` for the first."""
-        resp = self._call(lambda: self.r.xread({self.keys.hub: after}, count=100, block=block_ms))
+    def read_entries(
+        self, stream: str, after: str, block_ms: int
+    ) -> list[tuple[str, dict[str, str]]]:
+        """A stream's entries after `after` (the hubs), waiting up to `block_ms` for one."""
+        resp = self._call(lambda: self.r.xread({stream: after}, count=100, block=block_ms))
         return [
             (str(entry_id), {str(k): str(v) for k, v in fields.items()})
             for _stream, entries in cast(list[Any], resp) or []

@@ -12,7 +12,9 @@ The rules (README "HTTP API"):
 - the dashboard's page and assets (`/`, `/static/...`) hold no data: they are served to
   anyone who can connect, so a browser can load the page before it has the token;
 - the git hosts' webhooks (`POST /v1/hooks/github|gitea|gitlab`) carry no bearer token:
-  their handler checks the host's signature (or GitLab's token) against hook_secret.
+  their handler checks the host's signature (or GitLab's token) against hook_secret; the
+  registries' (`/v1/hooks/registry`, `/v1/hooks/dockerhub/<token>`) carry
+  registry_hook_token, checked by theirs.
 
 A wrong or missing token says only `unauthorized`, whatever was wrong with it."""
 
@@ -87,6 +89,12 @@ def bearer_matches(authorization: str | None, token: str) -> bool:
 
 
 GIT_HOOKS = frozenset({"/v1/hooks/github", "/v1/hooks/gitea", "/v1/hooks/gitlab"})
+REGISTRY_HOOKS = ("/v1/hooks/registry", "/v1/hooks/dockerhub/")
+
+
+def is_hook(path: str) -> bool:
+    """The webhooks: verified by their handler (a signature, or registry_hook_token)."""
+    return path in GIT_HOOKS or path == REGISTRY_HOOKS[0] or path.startswith(REGISTRY_HOOKS[1])
 
 
 def is_public(path: str) -> bool:
@@ -114,8 +122,8 @@ def check_access(
     safe = method.upper() in SAFE_METHODS
     if safe and is_public(path):
         return None
-    if path in GIT_HOOKS:
-        return None  # signed by the host: verified by the handler, whatever the address
+    if is_hook(path):
+        return None  # signed, or carrying registry_hook_token: checked by the handler
     if not safe or not loopback:
         if not token:
             return Denied(403, NO_TOKEN)

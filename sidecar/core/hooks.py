@@ -379,7 +379,7 @@ def normalise_repository(url: str) -> str:
     scheme, sep, rest = text.partition("://")
     if sep and _SCHEME.fullmatch(scheme):
         scheme = scheme.lower()
-        rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+        rest = re.split(r"[?#]", rest, maxsplit=1)[0].strip()
         netloc, _, path = rest.partition("/")
         if scheme == "file" and netloc.lower() in ("", "localhost"):
             return "/" + _clean_path(path)

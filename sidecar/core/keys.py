@@ -120,6 +120,13 @@ class Keys:
         endpoint serves them all."""
         return f"{self.prefix}:hub:pushes"
 
+    @property
+    def image_hub(self) -> str:
+        """STREAM (capped), shared like `hub`: image pushes a registry announced (`ref`,
+        `digest`, `event`, `source`), read by every sidecar, each redeploying its services
+        that run that repository and tag."""
+        return f"{self.prefix}:hub:images"
+
     def pattern(self) -> str:
         """Glob matching every key of this project (for cleanup and `SCAN`)."""
         return f"{self.base}:*"

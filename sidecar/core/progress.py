@@ -23,6 +23,7 @@ _JOBS = {
     "rollout": "rollout started",
     "converge": "converge started",
     "up": "compose up started",
+    "pull": "pull started",
 }
 _ERROR_MAX = 200
 Fields = Mapping[str, str]  # an entry of the events stream

@@ -98,6 +98,16 @@ class GitMoved:
 
 
 @dataclass(frozen=True)
+class ImagePushed:
+    """A registry announced a push (through the image hub): every image-only service that
+    runs that repository and tag is pulled and, if it changed, rolled out."""
+
+    ref: str  # canonical reference: registry/repository:tag
+    digest: str
+    source: str  # `registry`, `dockerhub`
+
+
+@dataclass(frozen=True)
 class DeployResult:
     ok: bool
     detail: str

@@ -24,6 +24,7 @@ from sidecar.adapters.web.server import WebServer
 from sidecar.core.debounce import Debouncer
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.ignore import IgnoreList
+from sidecar.core.images import RegistryPush, matching_services, parse_ref
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError
 from sidecar.core.outcomes import job_outcome
@@ -43,6 +44,7 @@ from sidecar.core.syncing import plan_watch
 from sidecar.core.types import (
     ContainerEvent,
     GitMoved,
+    ImagePushed,
     Incoming,
     JobDone,
     Snapshot,
@@ -53,6 +55,7 @@ from sidecar.runtime.control import Control
 from sidecar.runtime.delivery import Delivery, GitPort
 from sidecar.runtime.deployer import Deployer
 from sidecar.runtime.healing import Healing
+from sidecar.runtime.image_pushes import ImagePushes
 from sidecar.runtime.jobs import JobRunner
 from sidecar.runtime.rotation import Rotation
 from sidecar.runtime.sources import Sources
@@ -75,7 +78,7 @@ class Wake:
     pass
 
 
-Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming | GitMoved
+Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming | GitMoved | ImagePushed
 
 
 class Daemon:
@@ -222,6 +225,8 @@ class Daemon:
             self.supervisor.spawn(
                 "git", self.delivery.run, interrupt=self.delivery.interrupt, essential=False
             )
+        images = ImagePushes(self.store, self.queue.put)
+        self.supervisor.spawn("images", images.run, essential=False)
         self._start_watcher()
         self.supervisor.adopt("watcher", self._watcher_alive, self._restart_watcher)
 
@@ -367,6 +372,8 @@ class Daemon:
             self.control.on_command(msg)
         elif isinstance(msg, GitMoved):
             self._git_moved(msg)
+        elif isinstance(msg, ImagePushed):
+            self._image_pushed(msg)
         elif isinstance(msg, Wake) and self.signalled is not None and not self.stopping.is_set():
             name = signal.Signals(self.signalled).name
             logger.info("{} received: stopping (again to force)", name)
@@ -565,6 +572,23 @@ class Daemon:
         self.git_commit = msg.new
         paths = {os.path.join(self.workspace, p) for p in msg.paths}
         self._process_batch(paths, f"in {msg.new[:12]} ({msg.reason})")
+
+    def _image_pushed(self, msg: ImagePushed) -> None:
+        """A registry push: pull (and roll out if it changed) each image-only service that
+        runs that repository and tag; a push for an image nothing runs does nothing."""
+        push = RegistryPush(parse_ref(msg.ref), msg.digest, "", "")
+        images = {
+            name: spec.image
+            for name, spec in self.project.services.items()
+            if spec.image and not spec.built and not spec.invalid
+        }
+        names = matching_services(push, images)
+        logger.info("{} push of {}: {}", msg.source, msg.ref, ", ".join(names) or "no service")
+        for name in names:
+            reason = f"{msg.source} push of {msg.ref}" + (
+                f" ({msg.digest[:19]})" if msg.digest else ""
+            )
+            self.jobs.request(name, reason, Kind.PULL)
 
     def _process_batch(self, paths: set[str], when: str = "") -> None:
         built = [s.name for s in self.project.built_services()]

@@ -136,8 +136,10 @@ class Delivery:
         remote and branch, to a commit the workspace is not at, arrived."""
         try:
             if self._hub_after is None:
-                self._hub_after = self.store.newest_push()
-            entries = self.store.read_pushes(self._hub_after, int(wait_s * 1000))
+                self._hub_after = self.store.newest_entry(self.store.keys.hub)
+            entries = self.store.read_entries(
+                self.store.keys.hub, self._hub_after, int(wait_s * 1000)
+            )
         except StoreUnavailable:
             stop.wait(min(wait_s, 1.0) or 0.1)
             return None

@@ -327,7 +327,7 @@ class FakeStore:
         self.beat: dict[str, Any] | None = None
         self.events: list[dict[str, Any]] = []
         self.builds: dict[str, dict[str, Any]] = {}
-        self.pushes: list[tuple[str, dict[str, str]]] = []  # the hub: (id, fields)
+        self.streams: dict[str, list[tuple[str, dict[str, str]]]] = {}  # the hubs
         self.git: dict[str, str] = {}
         self.hashes: dict[str, dict[str, str]] = {}
         self.rotations: dict[str, list[str]] = {}
@@ -400,20 +400,25 @@ class FakeStore:
         self.events.append({"kind": kind, "service": service, **fields})
 
     # --- git delivery ----------------------------------------------------------------------
-    def newest_push(self) -> str:
+    def newest_entry(self, stream: str) -> str:
         self._call()
-        return self.pushes[-1][0] if self.pushes else "0-0"
+        entries = self.streams.get(stream, [])
+        return entries[-1][0] if entries else "0-0"
 
-    def read_pushes(self, after: str, block_ms: int) -> list[tuple[str, dict[str, str]]]:
+    def read_entries(
+        self, stream: str, after: str, block_ms: int
+    ) -> list[tuple[str, dict[str, str]]]:
         self._call()
-        found = [(i, dict(f)) for i, f in self.pushes if _stream_id(i) > _stream_id(after)]
+        entries = self.streams.get(stream, [])
+        found = [(i, dict(f)) for i, f in entries if _stream_id(i) > _stream_id(after)]
         if not found and block_ms:
             time.sleep(0.002)  # a thread reading in a loop must not spin
         return found
 
-    def add_push(self, fields: Mapping[str, str]) -> str:
-        entry_id = f"{len(self.pushes) + 1}-0"
-        self.pushes.append((entry_id, dict(fields)))
+    def add_entry(self, stream: str, fields: Mapping[str, str]) -> str:
+        entries = self.streams.setdefault(stream, [])
+        entry_id = f"{len(entries) + 1}-0"
+        entries.append((entry_id, dict(fields)))
         return entry_id
 
     def record_git(self, fields: Mapping[str, str]) -> None:

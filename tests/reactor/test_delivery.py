@@ -49,7 +49,7 @@ class World:
 
     def push(self, after: str, ref: str = "refs/heads/main", repo: str = REMOTE) -> None:
         push = Push("github", "d-" + after[:4], (repo,), ref, C1, after, False)
-        self.store.add_push(push_fields(push))
+        self.store.add_entry(self.store.keys.hub, push_fields(push))
 
 
 def test_a_push_moves_the_workspace_and_names_the_changed_files() -> None:

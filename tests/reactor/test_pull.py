@@ -3,6 +3,7 @@ registry had a newer image; a failed pull touches nothing."""
 
 from __future__ import annotations
 
+from sidecar.core.types import ImagePushed
 from tests.reactor.conftest import World
 
 
@@ -46,3 +47,22 @@ def test_a_failed_pull_is_reported_and_touches_nothing(world: World) -> None:
     assert {i.id for i in world.docker.running("web")} == before
     assert "pull-failed" in world.store.kinds("web")
     assert len(world.store.rotations["web"]) == 2
+
+
+def test_a_registry_push_pulls_exactly_the_services_that_run_that_image(world: World) -> None:
+    world.pulled("web", replicas=2)
+    world.pulled("api", replicas=1)
+    world.services["api"]["image"] = "127.0.0.1:5000/api:v1"
+    world.built("shop")  # built here: a push never pulls it
+    world.start()
+    web, api = {i.id for i in world.docker.running("web")}, world.docker.running("api")
+    world.docker.pushed |= {"web", "api"}
+    world.d.queue.put(ImagePushed("127.0.0.1:5000/web:latest", "sha256:" + "a" * 64, "registry"))
+    world.d.queue.put(ImagePushed("127.0.0.1:5000/api:v2", "sha256:" + "b" * 64, "registry"))
+    world.d.queue.put(ImagePushed("docker.io/library/web:latest", "", "dockerhub"))
+    world.settle()
+    assert [c for c in world.docker.calls if c[0] == "pull"] == [("pull", "web")]
+    assert not {i.id for i in world.docker.running("web")} & web, "web rolled out"
+    assert world.docker.running("api") == api, "api runs v1, the push was v2: untouched"
+    started = [e for e in world.store.events if e["kind"] == "pull-started"]
+    assert [e["reason"][:46] for e in started] == ["registry push of 127.0.0.1:5000/web:latest (sh"]

@@ -16,7 +16,7 @@ def all_keys(keys: Keys, service: str = "web") -> dict[str, str]:
     """Every key the class can produce (new properties/methods are picked up automatically)."""
     out: dict[str, str] = {}
     for name, attr in vars(Keys).items():
-        if name.startswith("_") or name in ("base", "pattern", "hub"):
+        if name.startswith("_") or name in ("base", "pattern", "hub", "image_hub"):
             continue
         if isinstance(attr, property):
             out[name] = getattr(keys, name)

@@ -43,6 +43,8 @@ class HookConfig:
     max_body: int = 1024 * 1024
     dedupe_s: int = 7 * 86400
     hub_maxlen: int = 1000
+    registry_token: str = ""  # registry_hook_token: '' -> the registry endpoints answer 403
+    registry_host: str = ""  # the registry's host:port when a notification does not say
 
 
 @dataclass

@@ -13,6 +13,7 @@ delivery) is answered with a 2xx: hosts disable hooks that keep failing (GitLab 
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +32,12 @@ from sidecar.core.hooks import (
     parse,
     push_fields,
     verify,
+)
+from sidecar.core.images import (
+    ImageError,
+    RegistryPush,
+    parse_dockerhub,
+    parse_registry_envelope,
 )
 
 PROVIDERS = "github|gitea|gitlab"
@@ -100,3 +107,83 @@ async def hook(request: web.Request) -> web.Response:
         return _answer(ctx, provider, "queued", 202, commit=delivery.after, delivery=did)
     # ignored here, but on the hub: another sidecar may follow that repository or branch
     return _answer(ctx, provider, "ignored", 202, reason=reason, delivery=did, published=True)
+
+
+# --- registries ------------------------------------------------------------------------
+# Neither the distribution registry nor Docker Hub signs its notifications: the endpoints
+# need registry_hook_token (a static `Authorization: Bearer` header the registry's endpoint
+# config sends; in the path for Docker Hub, which cannot send headers), compared in
+# constant time. A token that can only make the sidecar pull what it already runs.
+
+
+def _token_ok(given: str, expected: str) -> bool:
+    return bool(given) and bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+async def _publish_images(
+    ctx: Context, source: str, pushes: list[RegistryPush]
+) -> tuple[list[str], int]:
+    """Deduplicate by event id and publish each push on the image hub: (the refs published,
+    the duplicates)."""
+    keys = ctx.current_keys()
+    published, duplicates = [], 0
+    for push in pushes:
+        if push.event_id and not await ctx.redis.set(
+            keys.delivery(source, push.event_id), "1", nx=True, ex=ctx.hooks.dedupe_s
+        ):
+            duplicates += 1
+            continue
+        entry: Any = {
+            "ref": str(push.ref),
+            "digest": push.digest,
+            "event": push.event_id,
+            "source": source,
+        }
+        await ctx.redis.xadd(keys.image_hub, entry, maxlen=ctx.hooks.hub_maxlen, approximate=True)
+        published.append(str(push.ref))
+    return published, duplicates
+
+
+async def _registry_answer(
+    request: web.Request, ctx: Context, source: str, token: str
+) -> web.Response:
+    cfg = ctx.hooks
+    if not cfg.registry_token:
+        return error(403, "no registry_hook_token configured")
+    if not _token_ok(token, cfg.registry_token):
+        _count(ctx, source, "unauthorized")
+        return error(401, "unauthorized")
+    body = await read_body(request, ctx, cfg.max_body)
+    skipped: list[str] = []
+    try:
+        if source == "dockerhub":
+            pushes = [parse_dockerhub(body)]
+        else:
+            pushes, skipped = parse_registry_envelope(body, cfg.registry_host)
+    except ImageError as exc:
+        _count(ctx, source, "invalid")
+        return error(400, str(exc))
+    if not pushes:
+        return _answer(ctx, source, "ignored", 202, skipped=skipped[:20])
+    try:
+        published, duplicates = await _publish_images(ctx, source, pushes)
+    except RedisError as exc:
+        logger.warning("http: a {} notification could not be queued: {}", source, exc)
+        return error(503, "redis unavailable", detail=type(exc).__name__)
+    logger.info("http: {} pushed {} ({} repeated)", source, ", ".join(published) or "-", duplicates)
+    result = "queued" if published else "duplicate"
+    return _answer(ctx, source, result, 202, images=published, skipped=skipped[:20])
+
+
+async def registry_hook(request: web.Request) -> web.Response:
+    """`POST /v1/hooks/registry`: the CNCF distribution registry's notification envelope."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    given = token.strip() if scheme.lower() == "bearer" else ""
+    return await _registry_answer(request, request.app[CTX], "registry", given)
+
+
+async def dockerhub_hook(request: web.Request) -> web.Response:
+    """`POST /v1/hooks/dockerhub/<token>`: Docker Hub's push payload."""
+    return await _registry_answer(
+        request, request.app[CTX], "dockerhub", request.match_info["token"]
+    )

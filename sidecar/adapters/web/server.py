@@ -55,6 +55,8 @@ def make_app(ctx: Context, listen: Listen, token: str) -> web.Application:
     app.router.add_get("/v1/commands/{id}", handlers.get_command)
     app.router.add_get("/v1/watch", handlers.watch, allow_head=False)
     app.router.add_post(f"/v1/hooks/{{provider:{hooks.PROVIDERS}}}", hooks.hook)
+    app.router.add_post("/v1/hooks/registry", hooks.registry_hook)
+    app.router.add_post("/v1/hooks/dockerhub/{token}", hooks.dockerhub_hook)
     app.router.add_get("/metrics", handlers.metrics)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/", handlers.index)
@@ -167,6 +169,7 @@ class WebServer:
                 branch=self.settings.git_branch,
                 max_body=self.settings.hook_max_body,
                 dedupe_s=self.settings.hook_dedupe_s,
+                registry_token=self.settings.registry_hook_token.get_secret_value(),
             ),
         )
         app = make_app(ctx, self.listen, self.settings.http_token.get_secret_value())
