@@ -41,3 +41,14 @@ class CannotDelete(Exception):
 class GitError(Exception):
     """A git command failed: a non-zero exit, a timeout, or no git at all. The message names
     the command and git's own last words, credentials already removed from it."""
+
+
+class RegistryError(Exception):
+    """A registry did not answer what was asked: the message says which registry, what, and
+    why (credentials never in it). `status`: the HTTP status (0 for no answer); `retryable`:
+    worth trying again later (429, 5xx, no answer)."""
+
+    def __init__(self, message: str, status: int = 0, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
