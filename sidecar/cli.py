@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", "react to file changes again"),
     ):
         sub.add_parser(name, help=text).add_argument("service", nargs="?")
+    drift = sub.add_parser(
+        "drift", help="compare image-only services' digests with their registries'"
+    )
+    drift.add_argument("--apply", action="store_true", help="pull and roll out what drifted")
     sub.add_parser("reload", help="re-read the compose project")
     signal_p = sub.add_parser("signal", help="control the running daemon")
     signal_p.add_argument(
@@ -271,6 +275,8 @@ def _command_fields(args: argparse.Namespace) -> dict[str, str]:
         value = getattr(args, name, None)
         if value is not None:
             fields[name] = str(value)
+    if args.command == "drift" and args.apply:
+        fields["apply"] = "1"
     return fields
 
 

@@ -355,6 +355,29 @@ class Settings(BaseSettings):
         "http_token. Empty: both endpoints answer 403. Never logged.",
         json_schema_extra=group("registry"),
     )
+    drift_interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Every this many seconds the image-only services' running digests are "
+        "compared with their registries' and the drifted ones pulled and rolled out (the "
+        "`drift --apply` of a registry that sends no notifications). One manifest HEAD per "
+        "service (Docker Hub counts no HEAD as a pull). 0: off; `sidecar drift` runs one "
+        "on demand.",
+        json_schema_extra=group("registry"),
+    )
+    registry_insecure: ListOfStr = Field(
+        default_factory=list,
+        description="Registries (`host:port`, or a CIDR) spoken to over plain http without "
+        "TLS, as Docker's insecure-registries; loopback ones always are, as for Docker. "
+        "Every other registry's certificate is verified.",
+        json_schema_extra=group("registry"),
+    )
+    registry_auth_file: Path | None = Field(
+        default=None,
+        description="A Docker config file whose `auths` give registry credentials (default: "
+        "$DOCKER_CONFIG/config.json, else ~/.docker/config.json). Never logged.",
+        json_schema_extra=group("registry"),
+    )
     images_kept: int = Field(
         default=3,
         ge=1,
@@ -445,7 +468,9 @@ class Settings(BaseSettings):
         json_schema_extra=group("logging"),
     )
 
-    @field_validator("compose_files", "ignore", "profiles", "exclude", mode="before")
+    @field_validator(
+        "compose_files", "ignore", "profiles", "exclude", "registry_insecure", mode="before"
+    )
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -275,6 +275,15 @@ class Compose:
             self.engine.container_image(i.id) == current for i in running
         )
 
+    def repo_digests(self, svc: ServiceSpec) -> list[str]:
+        """The RepoDigests (`name@sha256:...`) of the images the service's running
+        containers were made from (of the image its name points at, when none runs)."""
+        running = self.running_instances(svc.name)
+        images = {self.engine.container_image(i.id) for i in running} - {""}
+        if not images:
+            images = {self.image_id(svc)} - {""}
+        return sorted({d for image in images for d in self.engine.repo_digests(image)})
+
     def build_and_up(self, service: str, cancel: threading.Event, timeout: float) -> CommandResult:
         """Build and recreate in one compose run (one start-up of compose instead of two: about
         0.1 s off every edit). A failing build leaves the containers untouched; cancelling

@@ -106,6 +106,14 @@ class Engine:
         except DockerException:
             return ""
 
+    def repo_digests(self, image: str) -> list[str]:
+        """An image's RepoDigests: how it was pulled (empty for a local build)."""
+        try:
+            info: dict[str, Any] = self.api.inspect_image(image)  # type: ignore[no-untyped-call]
+            return [str(d) for d in info.get("RepoDigests") or []]
+        except DockerException:
+            return []
+
     def tag(self, image: str, repository: str, tag: str) -> None:
         """Point `repository:tag` at `image` (an id or a name). Raises DockerException."""
         self.api.tag(image, repository, tag, force=True)

@@ -409,6 +409,19 @@ class Store:
             for entry_id, fields in entries
         ]
 
+    def record_drift(self, report: Mapping[str, str], at: float) -> None:
+        """The last drift check, whole: service -> JSON Drift, and `at`."""
+        mapping: dict[Field, Field] = {k: v for k, v in report.items()}
+        mapping["at"] = f"{at:.3f}"
+
+        def write() -> None:
+            pipe = self.r.pipeline(transaction=True)
+            pipe.delete(self.keys.drift)
+            pipe.hset(self.keys.drift, mapping=mapping)
+            pipe.execute()
+
+        self._call(write)
+
     def record_git(self, fields: Mapping[str, str]) -> None:
         mapping: dict[Field, Field] = {k: str(v)[-_FIELD_MAX:] for k, v in fields.items()}
         self._call(lambda: self.r.hset(self.keys.git, mapping=mapping))

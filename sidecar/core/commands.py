@@ -27,6 +27,7 @@ class Action(StrEnum):
     REBUILD = "rebuild"  # build and roll out even without a source change
     REDEPLOY = "redeploy"  # roll out the current image
     ROLLBACK = "rollback"  # roll out the previous good version's image, without a build
+    DRIFT = "drift"  # compare running image digests with the registry's (`apply`: pull)
     PAUSE = "pause"  # stop reacting to file changes (one service or all)
     RESUME = "resume"
     RELOAD = "reload"  # re-read the compose project
@@ -37,8 +38,10 @@ class Action(StrEnum):
 # redeploy without a service redeploys every service (`sidecar signal redeploy`)
 _NEEDS_SERVICE = {Action.SCALE, Action.SPAWN, Action.DESTROY, Action.REBUILD, Action.ROLLBACK}
 _SERVED_ONLY = {Action.SCALE, Action.SPAWN, Action.DESTROY}
-_NO_SERVICE = {Action.RELOAD, Action.QUIT, Action.STOP}
-_ALLOWED_FIELDS = {"action", "service", "replicas", "instance", "id", "project"}
+_NO_SERVICE = {Action.RELOAD, Action.QUIT, Action.STOP, Action.DRIFT}
+_ALLOWED_FIELDS = {"action", "service", "replicas", "instance", "id", "project", "apply"}
+_YES = {"1", "true", "yes"}
+_NO = {"", "0", "false", "no"}
 
 
 class CommandError(ValueError):
@@ -52,6 +55,7 @@ class Command:
     service: str | None = None
     replicas: int | None = None
     instance: str | None = None
+    apply: bool = False  # drift: pull what drifted
 
 
 @dataclass(frozen=True)
@@ -175,4 +179,15 @@ def parse_command(
     service = _service(action, fields, project)
     count = (current or {}).get(service or "", 0)
     replicas, instance = _counts(action, service, fields, limits, count)
-    return Command(cid, action, service, replicas, instance)
+    return Command(cid, action, service, replicas, instance, _apply(action, fields))
+
+
+def _apply(action: Action, fields: Mapping[str, str]) -> bool:
+    value = fields.get("apply")
+    if value is None:
+        return False
+    if action is not Action.DRIFT:
+        raise CommandError(f"{action} takes no apply")
+    if value.lower() not in _YES | _NO:
+        raise CommandError(f"apply must be 1 or 0, got {value[:20]!r}")
+    return value.lower() in _YES

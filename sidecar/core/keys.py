@@ -107,6 +107,12 @@ class Keys:
         `failed`), last_error, last_checked_at."""
         return f"{self.base}:git"
 
+    @property
+    def drift(self) -> str:
+        """HASH: the last drift check: service -> JSON {service, ref, running, remote,
+        drifted, reason}, and `at` (unix time)."""
+        return f"{self.base}:drift"
+
     def delivery(self, provider: str, delivery_id: str) -> str:
         """STRING with a TTL (hook_dedupe_s): a webhook delivery seen (`SET NX`); a
         redelivery of the same id finds it and does nothing."""

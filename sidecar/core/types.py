@@ -108,6 +108,16 @@ class ImagePushed:
 
 
 @dataclass(frozen=True)
+class DriftChecked:
+    """A drift check finished (on its worker thread): what it found, and what asked."""
+
+    drifts: tuple[Any, ...]  # core.images.Drift, one per image-only service
+    apply: bool
+    entry_id: str = ""  # the command's stream entry ('' for the periodic check)
+    command: Any = None  # core.commands.Command
+
+
+@dataclass(frozen=True)
 class DeployResult:
     ok: bool
     detail: str

@@ -47,6 +47,9 @@ class Host(Protocol):
     def unpark_syncs(self) -> None: ...
     def request_stop(self) -> None: ...
     def cancel_all_builds(self) -> None: ...
+    def check_drift(
+        self, apply: bool, entry_id: str = "", command: Command | None = None
+    ) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,8 @@ class Control:
             assert svc is not None
             self.d.sources.take_all(svc)
             self._await(entry_id, cmd, Kind.BUILD, f"command {cmd.id}: rebuild")
+        elif cmd.action is Action.DRIFT:
+            self.d.check_drift(cmd.apply, entry_id, cmd)  # answered when the check is done
         elif cmd.action is Action.ROLLBACK:
             assert svc is not None
             self._rollback(entry_id, cmd, svc)
@@ -243,6 +248,9 @@ class Control:
         for a in answered:
             message = detail.splitlines()[-1] if done.ok and detail else detail[-500:]
             self._answer(a.entry_id, a.command.id, done.ok, message or done.kind.value, a.command)
+
+    def answer_drift(self, entry_id: str, cmd: Command, ok: bool, message: str) -> None:
+        self._answer(entry_id, cmd.id, ok, message, cmd)
 
     def _answer(
         self,

@@ -3,15 +3,16 @@ messages to its queue. Decisions come from `planner`; this module only wires and
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from functools import partial
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from loguru import logger
 
@@ -24,7 +25,7 @@ from sidecar.adapters.web.server import WebServer
 from sidecar.core.debounce import Debouncer
 from sidecar.core.errors import StoreUnavailable
 from sidecar.core.ignore import IgnoreList
-from sidecar.core.images import RegistryPush, matching_services, parse_ref
+from sidecar.core.images import Drift, RegistryPush, matching_services, parse_ref
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError
 from sidecar.core.outcomes import job_outcome
@@ -43,6 +44,7 @@ from sidecar.core.ports import Clock, DockerPort, Executor, Prober, StorePort, S
 from sidecar.core.syncing import plan_watch
 from sidecar.core.types import (
     ContainerEvent,
+    DriftChecked,
     GitMoved,
     ImagePushed,
     Incoming,
@@ -51,9 +53,11 @@ from sidecar.core.types import (
     StreamState,
 )
 from sidecar.core.versions import tags_to_prune, version_tag
+from sidecar.runtime import drift
 from sidecar.runtime.control import Control
 from sidecar.runtime.delivery import Delivery, GitPort
 from sidecar.runtime.deployer import Deployer
+from sidecar.runtime.drift import RegistryPort, drift_summary
 from sidecar.runtime.healing import Healing
 from sidecar.runtime.image_pushes import ImagePushes
 from sidecar.runtime.jobs import JobRunner
@@ -78,7 +82,17 @@ class Wake:
     pass
 
 
-Message = Paths | JobDone | Wake | ContainerEvent | StreamState | Incoming | GitMoved | ImagePushed
+Message = (
+    Paths
+    | JobDone
+    | Wake
+    | ContainerEvent
+    | StreamState
+    | Incoming
+    | GitMoved
+    | ImagePushed
+    | DriftChecked
+)
 
 
 class Daemon:
@@ -94,6 +108,7 @@ class Daemon:
         docker_cmd: list[str] | None = None,
         files: tuple[str, ...] = (),
         git: GitPort | None = None,
+        registries: RegistryPort | None = None,
     ) -> None:
         self.settings = settings
         self.compose = compose
@@ -175,6 +190,15 @@ class Daemon:
                 self._event,
                 self.clock,
             )
+        # digest drift: registry requests on a thread of their own, one check at a time
+        self._registries = registries
+        self._drift_pool = ThreadPoolExecutor(1, thread_name_prefix="drift")
+        self._drift_running = False
+        self._next_drift = (
+            self.clock.monotonic() + settings.drift_interval_s
+            if settings.drift_interval_s
+            else float("inf")
+        )
         self.started = self.clock.time()
         self._next_beat = 0.0
 
@@ -296,6 +320,11 @@ class Daemon:
             self._guarded("a batch of file changes", self._process_batch, batch)
             progress = True
         progress = self.healing.fire_timers(now) or progress
+        if now >= self._next_drift:
+            self._next_drift = now + self.settings.drift_interval_s
+            if not self._drift_running:
+                self.check_drift(apply=True)
+                progress = True
         progress = self._start_jobs() or progress
         if now >= self._next_beat:
             self._next_beat = now + self.settings.heartbeat_interval_s
@@ -348,6 +377,7 @@ class Daemon:
         for pool in self.executors.values():
             pool.shutdown(wait=True, cancel_futures=True)
         self.syncer.close()
+        self._drift_pool.shutdown(wait=False, cancel_futures=True)
         while True:
             try:
                 self._dispatch(self.queue.get_nowait())
@@ -374,6 +404,8 @@ class Daemon:
             self._git_moved(msg)
         elif isinstance(msg, ImagePushed):
             self._image_pushed(msg)
+        elif isinstance(msg, DriftChecked):
+            self._drift_checked(msg)
         elif isinstance(msg, Wake) and self.signalled is not None and not self.stopping.is_set():
             name = signal.Signals(self.signalled).name
             logger.info("{} received: stopping (again to force)", name)
@@ -572,6 +604,46 @@ class Daemon:
         self.git_commit = msg.new
         paths = {os.path.join(self.workspace, p) for p in msg.paths}
         self._process_batch(paths, f"in {msg.new[:12]} ({msg.reason})")
+
+    # --- digest drift ----------------------------------------------------------------------
+    def check_drift(self, apply: bool, entry_id: str = "", command: Any = None) -> None:
+        """Start a drift check on its thread; its DriftChecked comes back to the reactor."""
+        if self._registries is None:
+            self._registries = _registries(self.settings)
+        registries = self._registries
+        services = list(self.project.services.values())
+        self._drift_running = True
+
+        def work() -> None:
+            try:
+                drifts = drift.check(services, self.compose, registries, drift.this_platform())
+            except Exception as exc:  # noqa: BLE001 - reported as the check's result
+                logger.opt(exception=exc).error("drift check failed")
+                drifts = []
+            self.queue.put(DriftChecked(tuple(drifts), apply, entry_id, command))
+
+        self._drift_pool.submit(work)
+
+    def _drift_checked(self, msg: DriftChecked) -> None:
+        self._drift_running = False
+        drifts: list[Drift] = list(msg.drifts)
+        drifted = [d for d in drifts if d.drifted]
+        report = {d.service: json.dumps(asdict(d), sort_keys=True) for d in drifts}
+        self._safe(self.store.record_drift, report, self.clock.time())
+        if msg.apply:
+            for d in drifted:
+                self.jobs.request(d.service, f"drift: {d.reason}", Kind.PULL)
+        self._event(
+            "drift-checked",
+            checked=len(drifts),
+            drifted=",".join(d.service for d in drifted),
+            applied="1" if msg.apply and drifted else "0",
+        )
+        summary = drift_summary(drifts, msg.apply)
+        if drifted or msg.command is not None:
+            logger.info("drift: {}", summary)
+        if msg.command is not None:
+            self.control.answer_drift(msg.entry_id, msg.command, True, summary)
 
     def _image_pushed(self, msg: ImagePushed) -> None:
         """A registry push: pull (and roll out if it changed) each image-only service that
@@ -795,3 +867,18 @@ def _git_adapter(settings: Settings) -> GitPort:
         Credentials(settings.git_username or "git", token) if token else None,
         settings.git_timeout_s,
     )
+
+
+def _registries(settings: Settings) -> RegistryPort:
+    from pathlib import Path
+
+    from sidecar.adapters.registry import Registries, docker_config_auths
+
+    home = os.environ.get("DOCKER_CONFIG") or str(Path.home() / ".docker")
+    path = settings.registry_auth_file or Path(home) / "config.json"
+    try:
+        auths = docker_config_auths(Path(path))
+    except ValueError as exc:
+        logger.error("registry credentials unreadable ({}): asking registries anonymously", exc)
+        auths = {}
+    return Registries(auths, settings.registry_insecure)

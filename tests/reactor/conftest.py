@@ -18,7 +18,14 @@ from sidecar.core.planner import Lane
 from sidecar.core.types import ContainerEvent
 from sidecar.runtime.daemon import Daemon, Paths
 from sidecar.settings import Settings
-from tests.reactor.fakes import FakeClock, FakeDocker, FakeProber, FakeStore, InlineExecutor
+from tests.reactor.fakes import (
+    FakeClock,
+    FakeDocker,
+    FakeProber,
+    FakeRegistries,
+    FakeStore,
+    InlineExecutor,
+)
 
 PROJECT = "rx"
 # a served service's rollout waits nothing here: no proxy to settle, nothing to drain
@@ -44,6 +51,7 @@ class World:
         }
         self.settings = Settings(workspace=root, project_name=PROJECT, **{**defaults, **settings})
         self.daemon: Daemon | None = None
+        self.registries = FakeRegistries()
 
     # --- the project ---------------------------------------------------------------------
     def built(self, name: str, content: str = "v1", **extra: object) -> None:
@@ -80,6 +88,7 @@ class World:
             executors={Lane.WORK: self.work, Lane.REPAIR: self.repair, Lane.SYNC: self.sync},
             prober=self.prober,
             files=(str(self.root / "compose.yaml"),),
+            registries=self.registries,
         )
         self.docker.on_event = lambda action, cid, svc: self.event(
             action, cid, svc, signal="15" if action == "kill" else ""

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sidecar.core.errors import CannotDelete, StoreUnavailable
+from sidecar.core.errors import CannotDelete, RegistryError, StoreUnavailable
 from sidecar.core.keys import Keys, TraefikKeys
 from sidecar.core.model import Project, ProjectError, ServiceSpec
 from sidecar.core.serving import HealthSpec, RetrySpec
@@ -91,6 +91,8 @@ class FakeDocker:
     generation: dict[str, int] = field(default_factory=dict)
     kept: dict[str, dict[str, str]] = field(default_factory=dict)  # service -> tag -> image
     pushed: set[str] = field(default_factory=set)  # services with a newer image to pull
+    pulled_digest: dict[str, str] = field(default_factory=dict)  # service -> digest it runs
+    registry_digest: dict[str, str] = field(default_factory=dict)  # what a pull brings
     failing_pulls: set[str] = field(default_factory=set)
     pointed: dict[str, str] = field(default_factory=dict)  # service -> image (a rollback)
     made_from: dict[str, int] = field(default_factory=dict)
@@ -145,10 +147,17 @@ class FakeDocker:
             return CommandResult(False, 0.01, "Error response from daemon: connection refused")
         if service in self.pushed:
             self.pushed.discard(service)
+            if service in self.registry_digest:
+                self.pulled_digest[service] = self.registry_digest[service]
             self.images.add(service)
             self.generation[service] = self.generation.get(service, 0) + 1
             self.pointed.pop(service, None)
         return CommandResult(True, 0.01, "pulled")
+
+    def repo_digests(self, svc: ServiceSpec) -> list[str]:
+        self._check("repo_digests", svc.name)
+        repository = (svc.image or svc.name).rsplit(":", 1)[0]
+        return [f"{repository}@{self.pulled_digest.get(svc.name, 'sha256:' + '0' * 64)}"]
 
     def runs_image(self, svc: ServiceSpec) -> bool:
         self._check("runs_image", svc.name)
@@ -329,6 +338,7 @@ class FakeStore:
         self.builds: dict[str, dict[str, Any]] = {}
         self.streams: dict[str, list[tuple[str, dict[str, str]]]] = {}  # the hubs
         self.git: dict[str, str] = {}
+        self.drift: dict[str, str] = {}
         self.hashes: dict[str, dict[str, str]] = {}
         self.rotations: dict[str, list[str]] = {}
         self.instance_tables: dict[str, dict[str, str]] = {}
@@ -420,6 +430,10 @@ class FakeStore:
         entry_id = f"{len(entries) + 1}-0"
         entries.append((entry_id, dict(fields)))
         return entry_id
+
+    def record_drift(self, report: Mapping[str, str], at: float) -> None:
+        self._call()
+        self.drift = {**report, "at": f"{at:.3f}"}
 
     def record_git(self, fields: Mapping[str, str]) -> None:
         self._call()
@@ -582,3 +596,33 @@ class FakeProber:
         if inst is None or inst.state != "running":
             return "the container exited"
         return "connection refused" if inst.id in self.unhealthy else None
+
+
+@dataclass(frozen=True)
+class FakeHead:
+    digest: str
+    media_type: str = "application/vnd.oci.image.manifest.v1+json"
+    size: int = 0
+
+
+@dataclass
+class FakeRegistries:
+    """Registries as (registry, repository, tag) -> digest; `down` answers nothing."""
+
+    tags: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    down: bool = False
+    heads: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def head_manifest(self, registry: str, repository: str, reference: str) -> FakeHead:
+        self.heads.append((registry, repository, reference))
+        if self.down:
+            raise RegistryError(f"{registry}: no answer (connection refused)", 0, True)
+        digest = self.tags.get((registry, repository, reference))
+        if digest is None:
+            raise RegistryError(f"{registry}/{repository}:{reference}: manifest unknown", 404)
+        return FakeHead(digest)
+
+    def get_manifest(
+        self, registry: str, repository: str, reference: str
+    ) -> tuple[FakeHead, dict[str, Any]]:
+        return self.head_manifest(registry, repository, reference), {}

@@ -3,6 +3,8 @@ registry had a newer image; a failed pull touches nothing."""
 
 from __future__ import annotations
 
+import json
+
 from sidecar.core.types import ImagePushed
 from tests.reactor.conftest import World
 
@@ -66,3 +68,71 @@ def test_a_registry_push_pulls_exactly_the_services_that_run_that_image(world: W
     assert world.docker.running("api") == api, "api runs v1, the push was v2: untouched"
     started = [e for e in world.store.events if e["kind"] == "pull-started"]
     assert [e["reason"][:46] for e in started] == ["registry push of 127.0.0.1:5000/web:latest (sh"]
+
+
+D_OLD, D_NEW = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+
+
+def drifting(world: World) -> None:
+    """web runs D_OLD, the registry has D_NEW for its tag; api is up to date."""
+    world.pulled("web", replicas=2)
+    world.pulled("api", replicas=1)
+    world.start()
+    world.docker.pulled_digest.update(web=D_OLD, api=D_OLD)
+    world.registries.tags[("127.0.0.1:5000", "web", "latest")] = D_NEW
+    world.registries.tags[("127.0.0.1:5000", "api", "latest")] = D_OLD
+    world.docker.pushed.add("web")
+    world.docker.registry_digest["web"] = D_NEW
+
+
+def run_drift(world: World, **fields: str) -> dict[str, object]:
+    """A drift command, its check run inline (the drift thread's work), then settled."""
+    world.d._drift_pool.shutdown(wait=True)
+    world.d._drift_pool = InlinePool()  # type: ignore[assignment]
+    return world.command(action="drift", id=f"d{len(world.store.events)}", **fields)
+
+
+class InlinePool:
+    def submit(self, fn: object) -> None:
+        fn()  # type: ignore[operator]
+
+    def shutdown(self, **_: object) -> None:
+        pass
+
+
+def test_drift_reports_without_apply_and_pulls_only_the_drifted_with_it(world: World) -> None:
+    drifting(world)
+    web = {i.id for i in world.docker.running("web")}
+    result = run_drift(world)
+    assert result["ok"], result
+    assert "web drifted (registry has sha256:222222222222" in str(result["message"])
+    assert "api ok (up to date)" in str(result["message"])
+    assert {i.id for i in world.docker.running("web")} == web, "no apply: nothing touched"
+    assert json.loads(world.store.drift["web"])["drifted"] is True
+    result = run_drift(world, apply="1")
+    assert result["ok"] and "1 pulled" in str(result["message"]), result
+    world.settle()
+    assert not {i.id for i in world.docker.running("web")} & web, "web rolled out"
+    assert [c for c in world.docker.calls if c[0] == "pull"] == [("pull", "web")]
+    assert "drifted" not in str(run_drift(world)["message"]).split("checked:")[1]
+
+
+def test_a_registry_that_is_down_drifts_nothing_and_says_so(world: World) -> None:
+    drifting(world)
+    world.registries.down = True
+    result = run_drift(world, apply="1")
+    assert result["ok"] and "registry unreachable" in str(result["message"]), result
+    world.settle()
+    assert not [c for c in world.docker.calls if c[0] == "pull"]
+
+
+def test_the_periodic_check_applies(world: World) -> None:
+    world.settings = world.settings.model_copy(update={"drift_interval_s": 60.0})
+    drifting(world)
+    world.d._drift_pool.shutdown(wait=True)
+    world.d._drift_pool = InlinePool()  # type: ignore[assignment]
+    world.d._next_drift = world.clock.monotonic()
+    web = {i.id for i in world.docker.running("web")}
+    world.settle()
+    assert not {i.id for i in world.docker.running("web")} & web
+    assert world.registries.heads, "HEAD requests only"

@@ -255,6 +255,17 @@ async def read_body(request: web.Request, ctx: Context, cap: int | None = None) 
 async def post_command(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     fields = command_fields(await read_body(request, ctx))
+    result = await submit(ctx, fields)
+    if result is None:
+        return web.json_response({"id": fields["id"], "status": "pending"}, status=202)
+    if isinstance(result, web.Response):
+        return result
+    return web.json_response(result)
+
+
+async def submit(ctx: Context, fields: dict[str, str]) -> dict[str, Any] | web.Response | None:
+    """Add a command to the stream and wait (http_command_wait_s) for its result: the result
+    document, None when it did not come in time, or the answer when Redis is away."""
     keys = ctx.current_keys()
     ids = {fields["id"]}
     sub = ctx.hub.subscribe(
@@ -269,12 +280,28 @@ async def post_command(request: web.Request) -> web.Response:
             return _redis_down(exc)
         # a command whose id the daemon refuses is answered under its stream entry id
         ids.add(str(entry_id))
-        result = await _await_result(ctx, keys, sorted(ids), sub, ctx.command_wait_s)
+        return await _await_result(ctx, keys, sorted(ids), sub, ctx.command_wait_s)
     finally:
         ctx.hub.unsubscribe(sub)
+
+
+async def drift(request: web.Request) -> web.Response:
+    """`GET /v1/drift`: a drift check now (nothing applied), answered with its report."""
+    ctx = request.app[CTX]
+    fields = {"action": "drift", "id": uuid.uuid4().hex}
+    result = await submit(ctx, fields)
+    if isinstance(result, web.Response):
+        return result
     if result is None:
         return web.json_response({"id": fields["id"], "status": "pending"}, status=202)
-    return web.json_response(result)
+    try:
+        raw = await ctx.redis.hgetall(ctx.current_keys().drift)
+    except RedisError as exc:
+        return _redis_down(exc)
+    at = raw.pop("at", "")
+    services = {str(k): json.loads(str(v)) for k, v in raw.items()}
+    body = {"ok": result.get("ok"), "message": result.get("message"), "at": at}
+    return web.json_response({**body, "services": services})
 
 
 async def _await_result(

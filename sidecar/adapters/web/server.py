@@ -54,6 +54,7 @@ def make_app(ctx: Context, listen: Listen, token: str) -> web.Application:
     app.router.add_post("/v1/commands", handlers.post_command)
     app.router.add_get("/v1/commands/{id}", handlers.get_command)
     app.router.add_get("/v1/watch", handlers.watch, allow_head=False)
+    app.router.add_get("/v1/drift", handlers.drift, allow_head=False)
     app.router.add_post(f"/v1/hooks/{{provider:{hooks.PROVIDERS}}}", hooks.hook)
     app.router.add_post("/v1/hooks/registry", hooks.registry_hook)
     app.router.add_post("/v1/hooks/dockerhub/{token}", hooks.dockerhub_hook)
