@@ -93,15 +93,33 @@ def _one(
 ) -> Drift:
     if ref.digest or not running_digests(ref, digests):
         return drift_of(name, ref, digests, None)  # pinned, or not from a registry: no request
+    running = running_digests(ref, digests)
     try:
         head = registries.head_manifest(ref.registry, ref.repository, ref.tag)
         entry = None
-        if head.media_type in INDEX_TYPES and head.digest not in running_digests(ref, digests):
+        if head.media_type in INDEX_TYPES and head.digest not in running:
             _, index = registries.get_manifest(ref.registry, ref.repository, head.digest)
             entry = platform_entry(index, here)
+            # Docker records the index it pulled: its entry for this platform against the
+            # new one (an index re-pushed for other platforms only is no drift here)
+            if entry is not None and _running_entry(registries, ref, running, here) == entry:
+                reason = "up to date (this platform's image is the same in the new index)"
+                return Drift(name, str(ref), running[0], head.digest, False, reason)
     except RegistryError as exc:
         if exc.status == 404:
             return drift_of(name, ref, digests, None)
         logger.warning("drift: {} ({}): {}", name, ref, exc)
         return drift_of(name, ref, digests, None, error=str(exc))
     return drift_of(name, ref, digests, head.digest, entry)
+
+
+def _running_entry(
+    registries: RegistryPort, ref: Any, running: list[str], here: Platform
+) -> str | None:
+    """This platform's manifest digest of the index the running image was pulled as (None
+    when the registry no longer has it, or it was no index)."""
+    try:
+        head, index = registries.get_manifest(ref.registry, ref.repository, running[0])
+    except RegistryError:
+        return None
+    return platform_entry(index, here) if head.media_type in INDEX_TYPES else None
