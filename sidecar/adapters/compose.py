@@ -442,6 +442,14 @@ class Compose:
         """Tag `image_id` `<repository>:<tag>` so it outlives the next build."""
         self.engine.tag(image_id, _repository(self.image_name(svc)), tag)
 
+    def push(self, svc: ServiceSpec, target: str) -> str:
+        """Tag the service's image `target` (`registry/repository[:tag]`, `latest` without
+        a tag) and push it: the digest the registry stored."""
+        repository = _repository(target)
+        tag = target[len(repository) + 1 :] or "latest"
+        self.engine.tag(self.image_id(svc), repository, tag)
+        return self.engine.push(repository, tag)
+
     def image_tags(self, svc: ServiceSpec) -> list[str]:
         return self.engine.tags(_repository(self.image_name(svc)))
 

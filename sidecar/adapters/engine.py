@@ -114,6 +114,19 @@ class Engine:
         except DockerException:
             return []
 
+    def push(self, repository: str, tag: str) -> str:
+        """Push `repository:tag` (credentials: the daemon's, as for `docker push`); the
+        digest the registry stored. Raises DockerException with the registry's error."""
+        digest = ""
+        for line in self.api.push(repository, tag, stream=True, decode=True):
+            if line.get("error"):
+                raise DockerException(str(line.get("error"))[:500])
+            aux = line.get("aux") or {}
+            digest = str(aux.get("Digest") or digest)
+        if not digest:
+            raise DockerException(f"push of {repository}:{tag}: no digest in the answer")
+        return digest
+
     def tag(self, image: str, repository: str, tag: str) -> None:
         """Point `repository:tag` at `image` (an id or a name). Raises DockerException."""
         self.api.tag(image, repository, tag, force=True)

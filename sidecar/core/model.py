@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from sidecar.core.serving import ServeError, ServeSpec, declared_replicas, parse_serve
+from sidecar.core.serving import (
+    ServeError,
+    ServeSpec,
+    declared_replicas,
+    parse_serve,
+    push_target,
+)
 
 # Parts of a service definition that change how many instances run or how they are routed,
 # not what an instance is: changing them converges in place instead of replacing instances.
@@ -117,6 +123,8 @@ class ServiceSpec:
     # host directories and files bind-mounted into the containers: a sync there would copy
     # a file onto itself, so (as compose) it is skipped
     bind_sources: tuple[str, ...] = ()
+    # x-sidecar push: where each good build is tagged and pushed (None: nowhere)
+    push: str | None = None
 
     def bind_mounted(self, path: str) -> bool:
         return any(path == b or path.startswith(b.rstrip("/") + "/") for b in self.bind_sources)
@@ -335,8 +343,10 @@ def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()
         context, dockerfile = _parse_build(svc.get("build"), working_dir)
         extensions = {k: v for k, v in svc.items() if k.startswith("x-")}
         serve, serve_error, replicas = None, None, 1
+        push = None
         try:
             serve = parse_serve(svc_name, svc)
+            push = push_target(svc_name, svc)
         except ServeError as exc:
             serve_error = str(exc)
         if serve is not None:
@@ -361,5 +371,6 @@ def parse_project(config: Mapping[str, Any], compose_files: tuple[str, ...] = ()
             watch_digest=_digest(develop),
             bind_sources=_bind_sources(svc.get("volumes"), working_dir),
             stop_grace_s=parse_duration(svc.get("stop_grace_period"), 10.0),
+            push=push if context is not None else None,
         )
     return Project(name, working_dir, tuple(compose_files), services)

@@ -5,6 +5,7 @@ not served and keeps the simple recreate of the core loop."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -188,6 +189,13 @@ def _labels(svc: Mapping[str, Any]) -> Mapping[str, Any]:
     return labels
 
 
+# a repository reference with its registry (lowercase path, optional tag): Docker's grammar
+_PUSH = re.compile(
+    r"[a-z0-9.-]+(:[0-9]+)?/[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+)
+
+
 def parse_serve(service: str, svc: Mapping[str, Any]) -> ServeSpec | None:
     """The service's serving spec, None when it is not served. Raises ServeError."""
     raw: Any = svc.get("x-sidecar")
@@ -201,6 +209,9 @@ def parse_serve(service: str, svc: Mapping[str, Any]) -> ServeSpec | None:
             f"service {service}: x-sidecar must be a mapping, got {type(raw).__name__}"
         )
     data = dict(raw)
+    data.pop("push", None)  # not a serving setting: `push_target` reads it
+    if not data and "push" in raw:
+        return None  # x-sidecar with `push` alone: pushed after each build, not served
     if svc.get("healthcheck") and not (svc["healthcheck"] or {}).get("disable"):
         health = dict(data.get("health") or {})
         health.setdefault("type", "docker")
@@ -213,6 +224,22 @@ def parse_serve(service: str, svc: Mapping[str, Any]) -> ServeSpec | None:
             for err in exc.errors()
         )
         raise ServeError(f"service {service}: invalid x-sidecar: {problems}") from None
+
+
+def push_target(service: str, svc: Mapping[str, Any]) -> str | None:
+    """`x-sidecar: {push: <registry>/<repository>[:tag]}`: where each good build of the
+    service is pushed (the blue/green seed's build, tag, push), None when nowhere. Raises
+    ServeError for what is not a repository reference (a digest cannot be pushed to)."""
+    raw: Any = svc.get("x-sidecar")
+    if not isinstance(raw, Mapping) or raw.get("push") in (None, ""):
+        return None
+    target = raw["push"]
+    if not isinstance(target, str) or not _PUSH.fullmatch(target) or "@" in target:
+        raise ServeError(
+            f"service {service}: invalid x-sidecar: push: {str(target)[:80]!r} is not a "
+            "repository to push to (registry/repository[:tag])"
+        )
+    return target
 
 
 def declared_replicas(spec: ServeSpec, svc: Mapping[str, Any]) -> int:

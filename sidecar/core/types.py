@@ -150,6 +150,7 @@ class JobDone:
     quiet: bool = False  # periodic or Docker-event converge: reported only when it repairs
     sync: SyncReport | None = None  # a SYNC job's report
     image: str = ""  # the image id the service runs after a deploy that changed something
+    pushed: str = ""  # the digest the registry stored, when the build was pushed (x-sidecar push)
 
     @property
     def ok(self) -> bool:

@@ -23,6 +23,7 @@ class Version:
     at: float  # unix time of the deploy
     reason: str  # what caused it: the job's reason ("3 files changed", "command ...")
     commit: str = ""  # the workspace's git commit when the deploy finished ('' without git)
+    digest: str = ""  # the registry digest the build was pushed as (x-sidecar push)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -36,6 +37,7 @@ class Version:
             float(raw.get("at", 0.0)),
             str(raw.get("reason", "")),
             str(raw.get("commit", "")),
+            str(raw.get("digest", "")),
         )
 
 
@@ -47,6 +49,7 @@ def next_version(
     at: float,
     reason: str,
     commit: str = "",
+    digest: str = "",
 ) -> Version | None:
     """The version a successful deploy of `kind` makes, or None when it makes none.
 
@@ -60,7 +63,7 @@ def next_version(
     if kind is Kind.CONVERGE and last is not None and (not image or image == last.image):
         return None
     number = (last.version if last else 0) + 1
-    return Version(service, number, image, round(at, 3), reason, commit)
+    return Version(service, number, image, round(at, 3), reason, commit, digest)
 
 
 def is_newer(record: Version | None, after: int) -> bool:

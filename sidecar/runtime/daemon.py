@@ -745,7 +745,7 @@ class Daemon:
             if outcome.commit:
                 self.sources.built(name, done.snapshot)
             if any(kind == "deployed" for kind, _ in outcome.events):
-                self._deployed(name, done.kind, done.image, done.reason)
+                self._deployed(name, done.kind, done.image, done.reason, done.pushed)
             if done.sync is not None and done.sync.fallback:
                 self._request_build(name, done.sync.fallback)
             if done.sync is not None and not done.sync.ok:
@@ -772,12 +772,12 @@ class Daemon:
             if name in self.sync_work and not self.stopping.is_set():
                 self.jobs.request(name, "develop.watch", Kind.SYNC, quiet=True)
 
-    def _deployed(self, name: str, kind: Kind, image: str, reason: str) -> None:
+    def _deployed(self, name: str, kind: Kind, image: str, reason: str, digest: str = "") -> None:
         """A good deploy: its version (with the commit: the workspace's, or the one a
         rollback returned to), and its image kept for a later rollback."""
         back = self.control.rollbacks.pop(name, None)
         commit = back.commit if back is not None else self.git_commit
-        version = self.versions.deployed(name, kind, image, reason, commit)
+        version = self.versions.deployed(name, kind, image, reason, commit, digest)
         spec = self.project.services.get(name)
         if version is None or spec is None or not version.image:
             return

@@ -96,9 +96,28 @@ class JobRunner:
             )
         deployed = kind is not Kind.SYNC and deploy is not None and deploy.ok and deploy.changed
         image = self._image(svc) if deployed else ""
+        built = kind is Kind.BUILD and build is not None and build.ok and deployed
+        pushed = self._push(svc) if built and svc.push else ""
         self.report(
-            JobDone(svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync, image)
+            JobDone(
+                svc.name, kind, build, deploy, snapshot, reason, started, quiet, sync, image, pushed
+            )
         )
+
+    def _push(self, svc: ServiceSpec) -> str:
+        """x-sidecar push: the good build tagged and pushed (the digest), after it is live;
+        a push that fails is reported and changes nothing of what runs."""
+        assert svc.push is not None
+        t0 = self.clock.time()
+        try:
+            digest = self.compose.push(svc, svc.push)
+        except Exception as exc:  # noqa: BLE001 - the registry's answer is the report
+            logger.error("{}: push to {} failed: {}", svc.name, svc.push, exc)
+            self.events("push-failed", svc.name, target=svc.push, error=str(exc)[-500:])
+            return ""
+        seconds = f"{self.clock.time() - t0:.3f}"
+        self.events("pushed", svc.name, target=svc.push, digest=digest, seconds=seconds)
+        return digest
 
     def _pull(self, svc: ServiceSpec) -> tuple[CommandResult, CommandResult | None]:
         """Pull the service's image; roll it out (served) or recreate (plain) only when what

@@ -23,7 +23,13 @@ class Versions:
         self.newest: dict[str, Version] = {}
 
     def deployed(
-        self, service: str, kind: Kind, image: str, reason: str, commit: str = ""
+        self,
+        service: str,
+        kind: Kind,
+        image: str,
+        reason: str,
+        commit: str = "",
+        digest: str = "",
     ) -> Version | None:
         """A deploy of `kind` succeeded: its version, if it makes one (written to Redis before
         the `deployed` event, so a watcher woken by the event finds it)."""
@@ -34,7 +40,8 @@ class Versions:
             except StoreUnavailable:
                 logger.warning("{}: redis unavailable, this deploy gets no version", service)
                 return None
-        version = next_version(last, service, kind, image, self.clock.time(), reason, commit)
+        at = self.clock.time()
+        version = next_version(last, service, kind, image, at, reason, commit, digest)
         if version is None:
             return None
         self.newest[service] = version

@@ -47,6 +47,7 @@ def record(hook: bool = True, **over: Any) -> dict[str, Any]:
         "pushed": H - 0.001,
         "events": events,
         "samples": samples,
+        "version_commit": SHA,
     }
     if hook:
         rec |= {"hook_sent": H, "hook_answered": H + 0.009, "hook_status": 202}
@@ -72,16 +73,26 @@ def test_push_figures_from_the_hook() -> None:
     assert not f["build_started_before_git_updated"]
 
 
-def test_poll_push_counts_from_the_push_and_other_commits_do_not_count() -> None:
-    rec = record(hook=False)
-    # an older push's build (another commit) before this one's is not this push's
-    rec["events"].insert(0, entry(H + 0.01, "build-started", "web", reason="in 0123456789ab"))
-    rec["events"].insert(0, entry(H + 0.02, "build-started", "api", reason="in 0123456789ab"))
-    f = push_figures(rec)
+def test_poll_push_counts_from_the_push() -> None:
+    f = push_figures(record(hook=False))
     assert f["hook_to_answer"] is None
     assert f["to_build_started"] == pytest.approx(0.089, abs=1e-6)
     assert f["push_to_git_updated"] == pytest.approx(0.086, abs=1e-6)
-    assert f["builds"] == {"web": 2, "api": 1}
+    assert f["reason_names_commit"] and f["version_names_commit"]
+
+
+def test_a_build_the_watcher_started_before_the_move_was_handed_over() -> None:
+    """The fast-forward's write seen by the file watcher first: the build of the push starts
+    as a plain edit, before git-updated, its reason without the commit."""
+    rec = record()
+    rec["events"][1] = entry(H + 0.080, "build-started", "web", reason="1 files changed")
+    rec["events"].insert(0, entry(H + 0.01, "build-started", "api", reason="something"))
+    f = push_figures(rec)
+    assert f["to_build_started"] == pytest.approx(0.080, abs=1e-6)
+    assert f["build_started_before_git_updated"] and not f["reason_names_commit"]
+    assert f["builds"] == {"web": 1, "api": 1}
+    s = summarise([f])
+    assert s["reason_without_commit"] == 1 and s["build_started_before_git_updated"] == 1
 
 
 def test_never_served_and_missing_events() -> None:

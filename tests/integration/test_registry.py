@@ -5,6 +5,7 @@ Docker build, nothing pulled from outside), the daemon, dockerd, Redis and Traef
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -17,7 +18,7 @@ import pytest
 from testkit.http_api import Api
 from testkit.load import Load
 from testkit.registry import Endpoint, LocalRegistry
-from testkit.sidecar import Sidecar, converged
+from testkit.sidecar import Sidecar, converged, served
 from testkit.traefik import Traefik
 from testkit.wait import free_port, wait_for
 from testkit.workspace import BUSYBOX, Workspace
@@ -195,3 +196,43 @@ def cli(sc: Sidecar, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=90,
         check=False,
     )
+
+
+def test_each_good_build_is_pushed_and_its_digest_goes_with_the_version(
+    workspace: Workspace, sidecar: SidecarFactory, silent: LocalRegistry
+) -> None:
+    served(workspace, "web", replicas=1, push=f"{silent.host}/team/web")
+    workspace.write_compose()
+    sc = sidecar()
+    sc.start()
+    wait_for(lambda: converged(sc, "web", 1), 60, "web serving")
+    wait_for(lambda: sc.events("pushed", "web"), 60, "the first build pushed")
+    first = newest_version(sc, "web")
+    assert first["digest"] == registry_digest(silent, "team/web", "latest")
+    workspace.write("web/www/index.html", "v2\n")
+    wait_for(lambda: len(sc.events("pushed", "web")) == 2, 60, "the rebuild pushed")
+    wait_for(lambda: newest_version(sc, "web")["digest"] != first["digest"], 30, "its version")
+    second = newest_version(sc, "web")
+    assert second["digest"] == registry_digest(silent, "team/web", "latest")
+    # the registry away: the build is live all the same, the failure reported
+    silent.stop()
+    workspace.write("web/www/index.html", "v3\n")
+    wait_for(lambda: sc.events("push-failed", "web"), 90, "the push failure reported")
+    assert newest_version(sc, "web")["digest"] == ""
+    assert converged(sc, "web", 1)
+
+
+def newest_version(sc: Sidecar, service: str) -> dict[str, Any]:
+    number = sc.r.get(f"sidecar:{sc.ws.name}:version:{service}")
+    raw = sc.r.hget(f"sidecar:{sc.ws.name}:versions:{service}", str(number))
+    return dict(json.loads(str(raw))) if raw else {}
+
+
+def registry_digest(registry: LocalRegistry, repo: str, tag: str) -> str:
+    head = registry.http.head(
+        f"{registry.url}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=10,
+    )
+    assert head.status_code == 200, head.status_code
+    return str(head.headers["Docker-Content-Digest"])

@@ -94,6 +94,8 @@ class FakeDocker:
     pulled_digest: dict[str, str] = field(default_factory=dict)  # service -> digest it runs
     registry_digest: dict[str, str] = field(default_factory=dict)  # what a pull brings
     failing_pulls: set[str] = field(default_factory=set)
+    failing_pushes: set[str] = field(default_factory=set)
+    pushed_to: list[tuple[str, str]] = field(default_factory=list)  # (target, digest)
     pointed: dict[str, str] = field(default_factory=dict)  # service -> image (a rollback)
     made_from: dict[str, int] = field(default_factory=dict)
     # Docker events of what the fake does itself (restarts): (action, container, service)
@@ -153,6 +155,14 @@ class FakeDocker:
             self.generation[service] = self.generation.get(service, 0) + 1
             self.pointed.pop(service, None)
         return CommandResult(True, 0.01, "pulled")
+
+    def push(self, svc: ServiceSpec, target: str) -> str:
+        self._check("push", svc.name)
+        if svc.name in self.failing_pushes:
+            raise RuntimeError("denied: requested access to the resource is denied")
+        digest = f"sha256:{svc.name}{self.generation.get(svc.name, 0):0>58}"
+        self.pushed_to.append((target, digest))
+        return digest
 
     def repo_digests(self, svc: ServiceSpec) -> list[str]:
         self._check("repo_digests", svc.name)

@@ -122,3 +122,25 @@ def test_events_are_counted_in_the_metrics(world: World) -> None:
     assert 'sidecar_instances{service="web",state="serving"} 2.0' in text
     assert "sidecar_redis_up 1.0" in text
     assert "sidecar_job_queue_depth 0.0" in text
+
+
+def test_a_pushed_build_records_its_digest_and_a_failed_push_changes_nothing(
+    world: World,
+) -> None:
+    world.served("web", replicas=1)
+    world.services["web"]["x-sidecar"]["push"] = "127.0.0.1:5000/web"
+    world.start()
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    target, digest = world.docker.pushed_to[-1]
+    assert target == "127.0.0.1:5000/web"
+    assert world.store.version_records["web"][-1].digest == digest
+    assert "pushed" in world.store.kinds("web")
+    world.docker.failing_pushes.add("web")
+    before = numbers(world, "web")
+    world.edit("web/www/index.html", "v3")
+    world.settle()
+    assert numbers(world, "web") == [*before, before[-1] + 1], "deployed all the same"
+    assert world.store.version_records["web"][-1].digest == ""
+    failed = [e for e in world.store.events if e["kind"] == "push-failed"]
+    assert failed and "denied" in failed[-1]["error"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.core.serving import RetrySpec, ServeError, parse_serve
+from sidecar.core.serving import RetrySpec, ServeError, parse_serve, push_target
 
 BASE: dict[str, Any] = {"port": 8080}
 
@@ -86,3 +86,33 @@ def test_invalid_retry_label_names_the_field() -> None:
 
 def test_retry_does_not_make_a_service_served() -> None:
     assert parse_serve("web", {"labels": {"traefik.enable": "true"}}) is None
+
+
+@pytest.mark.parametrize(
+    ("x", "target", "served"),
+    [
+        ({"push": "127.0.0.1:5000/web"}, "127.0.0.1:5000/web", False),  # pushed, not served
+        ({"push": "ghcr.io/acme/web:main", "port": 80}, "ghcr.io/acme/web:main", True),
+        ({"port": 80}, None, True),
+        ({"push": ""}, None, False),
+    ],
+)
+def test_push_is_where_each_build_goes_and_serves_nothing_by_itself(
+    x: dict[str, Any], target: str | None, served: bool
+) -> None:
+    svc = {"x-sidecar": x}
+    assert push_target("web", svc) == target
+    assert (parse_serve("web", svc) is not None) is served
+
+
+@pytest.mark.parametrize(
+    "bad", ["web", "Registry:5000/Web", "127.0.0.1:5000/web@sha256:" + "a" * 64, 5, "a b/c"]
+)
+def test_a_push_target_that_is_no_repository_is_refused(bad: Any) -> None:
+    with pytest.raises(ServeError, match="push"):
+        push_target("web", {"x-sidecar": {"push": bad}})
+
+
+def test_an_empty_x_sidecar_is_still_an_error() -> None:
+    with pytest.raises(ServeError, match="port"):
+        parse_serve("web", {"x-sidecar": {}})
