@@ -58,8 +58,10 @@ def test_every_key_is_documented() -> None:
         keys.version("<svc>"),
         keys.git,
         keys.delivery("<host>", "<id>"),
+        keys.drift,
     ]
     assert f"`{keys.hub}`" in README, "the hub stream (shared by projects) is documented"
+    assert f"`{keys.image_hub}`" in README
     for name in names:
         assert f"`{name}`" in README, f"{name} missing from the README's key table"
     documented = set(re.findall(r"`(sidecar:<project>:[^`]+)`", README))
