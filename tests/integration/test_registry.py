@@ -236,3 +236,50 @@ def registry_digest(registry: LocalRegistry, repo: str, tag: str) -> str:
     )
     assert head.status_code == 200, head.status_code
     return str(head.headers["Docker-Content-Digest"])
+
+
+def test_a_pushed_image_that_fails_its_health_check_leaves_the_old_serving(
+    workspace: Workspace,
+    sidecar: SidecarFactory,
+    traefik: Traefik,
+    notifying: LocalRegistry,
+    hook_port: int,
+) -> None:
+    notifying.push_image("web", "latest", image_layer("v1"))
+    host = image_service(workspace, "web", f"{notifying.host}/web:latest", 2)
+    workspace.write_compose()
+    sc = sidecar(http_listen=f"127.0.0.1:{hook_port}", registry_hook_token=TOKEN)
+    sc.start()
+    wait_for(lambda: converged(sc, "web", 2), 90, "web serving")
+    wait_for(lambda: traefik.get(host) == (200, "v1"), 30, "v1 through traefik")
+    api = Api(hook_port)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    # bad envelopes: 400 / 413, nothing done
+    assert api.post("/v1/hooks/registry", b"{nope", token=None, headers=auth).status == 400
+    big = b'{"events": [' + b" " * (2 * 1024 * 1024) + b"]}"
+    assert api.post("/v1/hooks/registry", big, token=None, headers=auth).status == 413
+    unknown = (
+        b'{"events": [{"id": "e1", "action": "push", "target": {"mediaType": '
+        b'"application/vnd.oci.image.manifest.v1+json", "repository": "nothing/here", '
+        b'"tag": "latest", "digest": "sha256:'
+        + b"a" * 64
+        + b'"}, "request": {"host": "'
+        + notifying.host.encode()
+        + b'"}}]}'
+    )
+    answer = api.post("/v1/hooks/registry", unknown, token=None, headers=auth)
+    assert answer.status == 202 and answer.json()["result"] == "queued"  # for other sidecars
+    # an image whose server never starts: the rollout stops, v1 keeps serving
+    failed_before = len(sc.events("deploy-failed", "web"))
+    broken = io.BytesIO()
+    with tarfile.open(fileobj=broken, mode="w") as tar:
+        info = tarfile.TarInfo("www/index.html")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"v2\n"))  # no busybox: the command cannot run
+    with Load(traefik, host, rate=50) as load:
+        notifying.push_image("web", "latest", broken.getvalue())
+        wait_for(lambda: len(sc.events("deploy-failed", "web")) > failed_before, 90, "reported")
+        time.sleep(1.0)
+    assert load.failures() == [], f"{len(load.failures())} failed: {load.failures()[:5]}"
+    assert load.bodies(since=0) == {"v1"}
+    assert converged(sc, "web", 2)
