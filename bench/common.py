@@ -87,3 +87,13 @@ def results_dir(name: str) -> Path:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
+
+
+def code_state() -> Json:
+    """The sidecar code a benchmark measured: the commit, and any uncommitted change under
+    sidecar/ (a figure from a dirty tree says so)."""
+    status = run("git", "status", "--porcelain", "sidecar", cwd=REPO).stdout
+    return {
+        "commit": run("git", "rev-parse", "--short", "HEAD", cwd=REPO).stdout.strip(),
+        "uncommitted": [line for line in status.split("\n") if line.strip()],
+    }

@@ -12,13 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import bench.sync
-from bench.common import REPO, Json, environment, results_dir, write_json
+from bench.common import Json, code_state, environment, results_dir, write_json
 from bench.sync import record
 from bench.sync.report import report
 from bench.sync.tools import SIDECAR, WATCH
 from testkit.docker import dockerd_identity
 from testkit.redis_server import RedisServer
-from testkit.wait import run
 
 GROUPS = ("sync", "restart", "rebuild")  # fixtures: phases 1-4, phase 5, phase 6
 
@@ -53,14 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     base = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=args.dir))
     redis_server = RedisServer(base)
     env = environment()
-    code = {
-        "commit": run("git", "rev-parse", "--short", "HEAD", cwd=REPO).stdout.strip(),
-        "uncommitted": [
-            line
-            for line in run("git", "status", "--porcelain", "sidecar", cwd=REPO).stdout.split("\n")
-            if line.strip()
-        ],
-    }
+    code = code_state()
     print(f"logs: {logs}\nfixtures: {base}\nsidecar code: {code}", flush=True)
     results: dict[str, Json] = {SIDECAR: {}, WATCH: {}}
     phases: dict[str, Callable[[str], Json]] = {

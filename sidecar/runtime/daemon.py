@@ -354,9 +354,14 @@ class Daemon:
         return wait
 
     def _git_busy(self) -> bool:
-        return self.debouncer.pending > 0 and os.path.exists(
-            os.path.join(self.workspace, ".git", "index.lock")
-        )
+        """A git operation is under way (a checkout by hand, or the git thread's move until
+        the reactor has it): a batch released now would be half a tree, or a build that
+        does not know its commit."""
+        if self.debouncer.pending == 0:
+            return False
+        if self.delivery is not None and self.delivery.moving.is_set():
+            return True
+        return os.path.exists(os.path.join(self.workspace, ".git", "index.lock"))
 
     def _shutdown(self) -> None:
         logger.info("stopping: {} jobs in flight", len(self.jobs.running))

@@ -89,6 +89,10 @@ class Delivery:
         self.failures = 0  # failed looks at the remote in a row (the poll backs off)
         self._hub_after: str | None = None
         self._wake = threading.Event()
+        # set while the workspace is being moved, until the reactor has the move: the
+        # reactor holds the watcher's batch meanwhile (its events are the same files, and
+        # released early they would start the build without knowing the commit)
+        self.moving = threading.Event()
 
     # --- before the project loads ----------------------------------------------------------
     def prepare(self) -> str:
@@ -170,6 +174,12 @@ class Delivery:
     def update(self, reason: str) -> Decision | None:
         """Fetch the branch and move the workspace to it when that is safe; None when git
         failed (reported)."""
+        try:
+            return self._update(reason)
+        finally:
+            self.moving.clear()  # whatever happened: the watcher's batches flow again
+
+    def _update(self, reason: str) -> Decision | None:
         t0 = self.clock.monotonic()
         try:
             previous = self.git.applied()  # not the last fetch: that may be a refused rewrite
@@ -183,20 +193,30 @@ class Delivery:
                 local_commits=self._local_commits(head, fetched, previous),
             )
             decision = decide(situation, self.branch, self.settings.git_allow_force)
+            moves = decision.move in (Move.FAST_FORWARD, Move.RESET)
+            if moves:
+                self.moving.set()
             if decision.move is Move.FAST_FORWARD:
                 self.git.fast_forward(fetched)
             elif decision.move is Move.RESET:
                 self.git.reset_to(fetched)
             if decision.move is not Move.REFUSED:
                 self.git.mark_applied(fetched)
-            paths = (
-                self.git.changed_paths(head, fetched)
-                if decision.move in (Move.FAST_FORWARD, Move.RESET)
-                else []
-            )
+            paths = self.git.changed_paths(head, fetched) if moves else []
         except GitError as exc:
             self._failed(exc, reason)
             return None
+        return self._moved(decision, head, fetched, paths, reason, t0)
+
+    def _moved(
+        self,
+        decision: Decision,
+        head: str,
+        fetched: str,
+        paths: list[str],
+        reason: str,
+        t0: float,
+    ) -> Decision:
         self._checked()
         self.head = head
         if decision.move is Move.UP_TO_DATE:

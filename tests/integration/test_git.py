@@ -320,3 +320,26 @@ def test_a_force_push_is_refused_unless_allowed(
     wait_for(lambda: git_state(follower).get("commit") == rewritten, 30, "the rewrite followed")
     assert git(workspace.root, "rev-parse", "HEAD") == rewritten
     wait_for(lambda: _deployed_commit(follower, "api") == rewritten, 60, "api rebuilt from it")
+
+
+def test_a_commit_that_breaks_the_compose_file_keeps_the_last_good_model(
+    workspace: Workspace, sidecar: SidecarFactory, remote: Remote
+) -> None:
+    sc, api, _, _ = start(workspace, sidecar, remote)
+    invalid_before = len(sc.events("project-invalid"))
+    broken = remote.push({"compose.yaml": "services: [this is not, a mapping\n"}, "oops")
+    assert hook(api, "github", remote, broken)[0] == 202
+    wait_for(lambda: git_state(sc).get("commit") == broken, 30, "the workspace at the commit")
+    wait_for(
+        lambda: len(sc.events("project-invalid")) > invalid_before, 30, "the bad model reported"
+    )
+    assert converged(sc, "web", 2) and converged(sc, "api", 1), "both keep serving"
+    # the fix: a revert, pushed; the project is good again and nothing was lost
+    reloads = len(sc.events("project-reloaded"))
+    git(remote.dev, "revert", "--no-edit", "HEAD")
+    git(remote.dev, "push", "-q", "origin", "HEAD:refs/heads/main")
+    fixed = remote.head()
+    assert hook(api, "github", remote, fixed)[0] == 202
+    wait_for(lambda: git_state(sc).get("commit") == fixed, 30, "the workspace at the fix")
+    wait_for(lambda: len(sc.events("project-reloaded")) > reloads, 30, "the model reloaded")
+    assert converged(sc, "web", 2) and converged(sc, "api", 1)

@@ -52,6 +52,7 @@ class World:
         self.settings = Settings(workspace=root, project_name=PROJECT, **{**defaults, **settings})
         self.daemon: Daemon | None = None
         self.registries = FakeRegistries()
+        self.git: Any = None  # a FakeGit, for a World whose settings name a git_remote
 
     # --- the project ---------------------------------------------------------------------
     def built(self, name: str, content: str = "v1", **extra: object) -> None:
@@ -89,6 +90,7 @@ class World:
             prober=self.prober,
             files=(str(self.root / "compose.yaml"),),
             registries=self.registries,
+            git=self.git,
         )
         self.docker.on_event = lambda action, cid, svc: self.event(
             action, cid, svc, signal="15" if action == "kill" else ""

@@ -185,3 +185,27 @@ def _until(check: Any, timeout: float = 3.0) -> None:
             return
         time.sleep(0.002)
     raise AssertionError("condition not reached")
+
+
+def test_the_watchers_batch_waits_while_the_git_thread_moves_the_tree(tmp_path: Any) -> None:
+    """The batch of the merge's own files was released between the merge and the hand-over:
+    the build started without its commit, and the commit's own batch found nothing."""
+    from tests.reactor.conftest import World as ReactorWorld
+
+    world = ReactorWorld(tmp_path, git_remote=SecretStr(REMOTE))
+    world.git = FakeGit()
+    world.git.commit(C1, {"web/www/index.html": "v1"})
+    world.git.head_sha = world.git.applied_sha = C1
+    world.served("web", replicas=1)
+    world.start()
+    delivery = world.d.delivery
+    assert delivery is not None
+    delivery.moving.set()  # the merge has written the files; GitMoved is not posted yet
+    world.edit("web/www/index.html", "v2")
+    world.settle()
+    assert "build-started" not in world.store.kinds("web")[-3:], "held while moving"
+    delivery.moving.clear()
+    world.d.queue.put(GitMoved(C1, C2, ("web/www/index.html",), "v2", "push"))
+    world.settle()
+    started = [e for e in world.store.events if e["kind"] == "build-started"]
+    assert started and C2[:12] in started[-1]["reason"]
