@@ -362,7 +362,7 @@ def _remote(host: str, path: str) -> str:
 
 def _host_port(netloc: str, scheme: str) -> str:
     """`host[:port]` of a URL's netloc: credentials dropped, the scheme's default port too."""
-    hostport = netloc.rpartition("@")[2]
+    hostport = netloc.rpartition("@")[2].strip()
     host, colon, port = hostport.rpartition(":")
     if not colon or (host.startswith("[") and not host.endswith("]")):
         host, port = hostport, ""  # no port (a bare IPv6 literal's colons are its own)
@@ -374,8 +374,11 @@ def _host_port(netloc: str, scheme: str) -> str:
 def normalise_repository(url: str) -> str:
     """A comparable identity of a repository URL or name: 'host/owner/repo' for a remote URL
     (scheme, credentials and a default port dropped, host lowercased), the path for a local
-    one; no trailing '/' or '.git' either way. Never raises."""
+    one; no trailing '/' or '.git' either way. Never raises. Text with whitespace or
+    control characters inside is no repository: ''."""
     text = url.strip()
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in text):
+        return ""
     scheme, sep, rest = text.partition("://")
     if sep and _SCHEME.fullmatch(scheme):
         scheme = scheme.lower()
