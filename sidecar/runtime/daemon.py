@@ -345,7 +345,8 @@ class Daemon:
 
     def _timeout(self) -> float:
         now = self.clock.monotonic()
-        wait = max(0.0, min(self._next_beat, self.healing.next_due()) - now)
+        due = min(self._next_beat, self.healing.next_due(), self._next_drift)
+        wait = max(0.0, due - now)
         deadline = self.debouncer.deadline()
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - now))

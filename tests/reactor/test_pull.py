@@ -136,3 +136,15 @@ def test_the_periodic_check_applies(world: World) -> None:
     world.settle()
     assert not {i.id for i in world.docker.running("web")} & web
     assert world.registries.heads, "HEAD requests only"
+
+
+def test_the_loop_wakes_for_the_periodic_check_not_only_for_the_heartbeat(world: World) -> None:
+    """With a 5 s interval the checks ran every 6 s: the wait ignored the drift's due time."""
+    world.settings = world.settings.model_copy(
+        update={"drift_interval_s": 0.5, "heartbeat_interval_s": 30.0}
+    )
+    world.pulled("web", replicas=1)
+    world.start()
+    world.settle()
+    world.d._next_drift = world.clock.monotonic() + 0.5
+    assert world.d._timeout() <= 0.5
