@@ -167,8 +167,8 @@ def test_a_dirty_workspace_is_refused_and_polling_needs_no_webhook(
     assert state["refused"] == sha2 and state["commit"] == sha
     assert (workspace.root / "web/www/index.html").read_text() == "my local edit\n"
     assert git(workspace.root, "rev-parse", "HEAD") == sha
-    refused = sc.events("git-refused")
-    assert refused and refused[-1]["commit"] == sha2
+    refused = wait_for(lambda: sc.events("git-refused"), 10, "the git-refused event")
+    assert refused[-1]["commit"] == sha2
     status = subprocess.run(
         [sys.executable, "-m", "sidecar", "status"],
         env=sc.env(),
@@ -246,6 +246,9 @@ def test_bad_hooks_are_refused_and_a_remote_that_goes_away_is_reported(
     try:
         wait_for(lambda: git_state(sc).get("last_result") == "failed", 30, "the failure seen")
         assert git_state(sc)["last_error"], "git's own reason"
+        # the state is written just before the event: wait for it, then check it is one
+        wait_for(lambda: sc.events("git-failed"), 10, "the git-failed event")
+        time.sleep(2.5)  # two more failed polls (backed off): still one event
         assert len(sc.events("git-failed")) == 1
         assert converged(sc, "web", 2) and converged(sc, "api", 1)
     finally:
