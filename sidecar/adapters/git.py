@@ -20,7 +20,6 @@ the URL's password) anywhere git happens to print it."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import re
@@ -28,7 +27,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
@@ -36,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 from loguru import logger
 
 from sidecar.core.errors import GitError
+from sidecar.core.types import BasicAuth
 from sidecar.settings import redact_url
 
 # what git may see of the daemon's environment; everything else (GIT_DIR, GIT_WORK_TREE,
@@ -76,16 +75,7 @@ _STOP_WAIT = 2.0
 _MESSAGE_MAX = 600
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """HTTP basic credentials for the remote; the token is kept out of repr."""
-
-    username: str
-    token: str = field(repr=False)
-
-    def header(self) -> str:
-        raw = f"{self.username}:{self.token}".encode()
-        return "Authorization: Basic " + base64.b64encode(raw).decode("ascii")
+Credentials = BasicAuth  # the remote's user name and token (git_username, git_token)
 
 
 def git_env(base: Mapping[str, str], credentials: Credentials | None) -> dict[str, str]:
@@ -99,7 +89,7 @@ def git_env(base: Mapping[str, str], credentials: Credentials | None) -> dict[st
         env.update(
             GIT_CONFIG_COUNT="1",
             GIT_CONFIG_KEY_0="http.extraHeader",
-            GIT_CONFIG_VALUE_0=credentials.header(),
+            GIT_CONFIG_VALUE_0=f"Authorization: {credentials.basic()}",
         )
     return env
 
@@ -114,8 +104,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 def _secrets(remote: str, credentials: Credentials | None) -> tuple[str, ...]:
     found: list[str] = []
     if credentials is not None:
-        header = credentials.header()
-        found += [credentials.token, header, header.removeprefix("Authorization: Basic ")]
+        basic = credentials.basic()
+        found += [credentials.secret, basic, basic.removeprefix("Basic ")]
     with contextlib.suppress(ValueError):
         url = urlsplit(remote)
         if url.password:

@@ -30,7 +30,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +45,7 @@ from sidecar import __version__
 from sidecar.adapters.git import redact
 from sidecar.adapters.retries import log_attempt
 from sidecar.core.errors import RegistryError
+from sidecar.core.types import BasicAuth
 
 T = TypeVar("T")
 
@@ -74,16 +75,7 @@ _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
 _SSL = re.compile(r"\[SSL: \w+\] ([^('\"]+)")
 
 
-@dataclass(frozen=True)
-class RegistryAuth:
-    """A registry's Basic credentials (also what a token service is asked with)."""
-
-    username: str
-    password: str = field(repr=False)
-
-    def basic(self) -> str:
-        raw = f"{self.username}:{self.password}".encode()
-        return "Basic " + base64.b64encode(raw).decode("ascii")
+RegistryAuth = BasicAuth  # a registry's credentials (also what a token service is asked with)
 
 
 @dataclass(frozen=True)
@@ -440,7 +432,7 @@ class Registries:
         found: list[str] = []
         for auth in self.auths.values():
             basic = auth.basic()
-            found += [auth.password, basic, basic.removeprefix("Basic ")]
+            found += [auth.secret, basic, basic.removeprefix("Basic ")]
         with self._lock:
             found += [token.value for token in self._tokens.values()]
         return found

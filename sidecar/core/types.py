@@ -3,11 +3,26 @@ returned (command, deploy and job results), what arrives on the command stream. 
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.core.planner import Digests, Kind
+
+
+@dataclass(frozen=True)
+class BasicAuth:
+    """A user name and a password or token for HTTP Basic auth (a git remote, a registry);
+    the secret is kept out of repr."""
+
+    username: str
+    secret: str = field(repr=False)
+
+    def basic(self) -> str:
+        """The `Authorization` header's value."""
+        raw = f"{self.username}:{self.secret}".encode()
+        return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 @dataclass(frozen=True)
