@@ -185,12 +185,19 @@ class Delivery:
             previous = self.git.applied()  # not the last fetch: that may be a refused rewrite
             fetched = self.git.fetch()
             head = self.git.head()
+            moved = head != fetched
+            descends = moved and self.git.is_ancestor(head, fetched)
             situation = Situation(
                 head=head,
                 fetched=fetched,
-                dirty=tuple(self.git.dirty()) if head != fetched else (),
-                descends=head != fetched and self.git.is_ancestor(head, fetched),
-                local_commits=self._local_commits(head, fetched, previous),
+                dirty=tuple(self.git.dirty()) if moved else (),
+                descends=descends,
+                # commits of HEAD the remote never had: only possible when it does not descend
+                local_commits=(
+                    self.git.count(local_commits_base(previous, fetched), head)
+                    if moved and not descends
+                    else 0
+                ),
             )
             decision = decide(situation, self.branch, self.settings.git_allow_force)
             moves = decision.move in (Move.FAST_FORWARD, Move.RESET)
@@ -259,11 +266,6 @@ class Delivery:
             **({"detail": decision.reason} if decision.reason else {}),
         )
         return decision
-
-    def _local_commits(self, head: str, fetched: str, previous: str | None) -> int:
-        if head == fetched or self.git.is_ancestor(head, fetched):
-            return 0
-        return self.git.count(local_commits_base(previous, fetched), head)
 
     # --- bookkeeping --------------------------------------------------------------------------
     def _poll_wait(self) -> float:
